@@ -1,0 +1,44 @@
+"""aioconfig: asyncio-native configuration with background refresh and immutable snapshots."""
+
+from __future__ import annotations
+
+from ._config import Config as Config
+from ._config import ConfigStatistics as ConfigStatistics
+from ._config import load as load
+from ._events import ChangeEvent as ChangeEvent
+from ._events import ChangeStream as ChangeStream
+from ._exceptions import ClosedError as ClosedError
+from ._exceptions import ConfigError as ConfigError
+from ._exceptions import InitialLoadError as InitialLoadError
+from ._exceptions import KeyNotFound as KeyNotFound
+from ._exceptions import LoadError as LoadError
+from ._exceptions import ParseError as ParseError
+from ._exceptions import SourceError as SourceError
+from ._exceptions import SourceUnavailable as SourceUnavailable
+from ._exceptions import ValidationError as ValidationError
+from ._refresh import RefreshResult as RefreshResult
+from ._refresh import WatchKey as WatchKey
+from ._snapshot import Snapshot as Snapshot
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "ChangeEvent",
+    "ChangeStream",
+    "ClosedError",
+    "Config",
+    "ConfigError",
+    "ConfigStatistics",
+    "InitialLoadError",
+    "KeyNotFound",
+    "LoadError",
+    "ParseError",
+    "RefreshResult",
+    "Snapshot",
+    "SourceError",
+    "SourceUnavailable",
+    "ValidationError",
+    "WatchKey",
+    "__version__",
+    "load",
+)

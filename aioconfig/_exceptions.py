@@ -1,0 +1,133 @@
+"""One error tree for aioconfig.
+
+```
+ConfigError
+ ├── SourceError                  a source could not produce data (names the source)
+ │    ├── SourceUnavailable       missing file, refused connection, 5xx: may heal by itself
+ │    └── ParseError              the data is there but malformed (names file, line, column)
+ ├── ValidationError              a candidate snapshot was rejected by `validate=`
+ ├── LoadError                    several sources failed in one refresh (``errors``)
+ │    └── InitialLoadError        `load()` got no first good configuration
+ ├── KeyNotFound (+ KeyError)     a key is not in the configuration
+ └── ClosedError (+ RuntimeError) the Config is not open (closed, or not started yet)
+```
+
+Messages are built in ``__init__`` and name the source (file path, URL, etcd key) and, where
+known, the line. They never contain configuration values: values may be secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = (
+    "ClosedError",
+    "ConfigError",
+    "InitialLoadError",
+    "KeyNotFound",
+    "LoadError",
+    "ParseError",
+    "SourceError",
+    "SourceUnavailable",
+    "ValidationError",
+)
+
+
+class ConfigError(Exception):
+    """Base class of every error aioconfig raises on purpose."""
+
+
+class SourceError(ConfigError):
+    """A source failed to produce data.
+
+    ``transient`` says whether trying again may help (a refused connection may heal; a syntax
+    error in a file will not until someone edits it). ``load()`` keeps retrying transient
+    failures for up to ``max_init_wait`` and fails fast on the others.
+    """
+
+    transient: bool = False
+
+    def __init__(self, source: str, problem: str, *, transient: bool | None = None) -> None:
+        self.source = source
+        self.problem = problem
+        if transient is not None:
+            self.transient = transient
+        super().__init__(f"{source}: {problem}")
+
+
+class SourceUnavailable(SourceError):
+    """The source could not be reached or read (missing file, refused connection, 503)."""
+
+    transient = True
+
+
+class ParseError(SourceError):
+    """The source's content is malformed. ``line`` and ``column`` are 1-based when known."""
+
+    def __init__(
+        self,
+        source: str,
+        problem: str,
+        *,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        self.line = line
+        self.column = column
+        where = source
+        if line is not None:
+            where += f":{line}"
+            if column is not None:
+                where += f":{column}"
+        super().__init__(where, problem, transient=False)
+        self.source = source
+
+
+class ValidationError(ConfigError):
+    """A candidate snapshot was rejected; the last good one keeps serving."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+
+class LoadError(ConfigError):
+    """Several sources failed in one refresh; ``errors`` has one entry per failure."""
+
+    head = "could not load the configuration"
+
+    def __init__(self, errors: Sequence[Exception]) -> None:
+        self.errors = tuple(errors)
+        lines = [f"{self.head}:"] + [f"  - {_describe(e)}" for e in self.errors]
+        super().__init__("\n".join(lines))
+
+
+class InitialLoadError(LoadError):
+    """``load()`` could not build a first good configuration; ``errors`` names each failure."""
+
+    def __init__(self, errors: Sequence[Exception], *, timeout: float | None = None) -> None:
+        self.timeout = timeout
+        if timeout is not None:
+            self.head = f"could not load the configuration within max_init_wait={timeout:g}s"
+        super().__init__(errors)
+
+
+class KeyNotFound(ConfigError, KeyError):
+    """The key is not in the configuration (a ``KeyError``, so ``Mapping`` code works)."""
+
+    def __init__(self, key: object) -> None:
+        self.key = key
+        super().__init__(key)
+
+    def __str__(self) -> str:
+        return f"no configuration key {self.key!r}"
+
+
+class ClosedError(ConfigError, RuntimeError):
+    """The Config is not open: it was closed, or it was never started."""
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, ConfigError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"

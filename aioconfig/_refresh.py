@@ -1,0 +1,445 @@
+"""The refresh engine: fetch, build a candidate, validate, swap, tell subscribers.
+
+Schedule (all delays come from the injected Clock):
+
+* poll: after a good refresh, wait ``refresh_interval * uniform(1 - jitter, 1 + jitter)``;
+* backoff: after the n-th failure in a row, wait ``uniform(0, min(cap, base * 2 ** (n - 1)))``
+  ("full jitter"), with ``base = 1 s`` and ``cap = refresh_interval``, so a failing source is
+  retried sooner than the normal interval and never later; the count resets after a success;
+* push: a source that can watch is watched instead of polled; if its watch fails it is polled
+  until the watch, reopened after a backoff, is back.
+
+Single flight: a refresh runs in the engine's own task group; every caller that arrives while
+it runs waits for that one and gets its result, so N concurrent callers cause one fetch per
+source, and a caller that is cancelled does not cancel the fetch others are waiting for.
+
+Writers (refreshes and pushes) take one lock to build-validate-swap; readers never lock.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import random
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anyio
+import anyio.abc
+
+from ._clock import Clock
+from ._events import ChangeEvent, Hub
+from ._exceptions import (
+    ClosedError,
+    ConfigError,
+    InitialLoadError,
+    LoadError,
+    SourceError,
+    SourceUnavailable,
+    ValidationError,
+)
+from ._merge import build, diff, is_branch
+from ._snapshot import Snapshot
+from .sources._base import NotModified, Payload, Source
+
+__all__ = ("Engine", "RefreshResult", "WatchKey", "backoff_delay", "jittered")
+
+logger = logging.getLogger("aioconfig")
+
+Mode = Literal["auto", "lazy", "manual"]
+Callback = Callable[[Any], "Awaitable[None] | None"]
+Validate = Callable[[Snapshot], "Awaitable[None] | None"]
+
+BACKOFF_BASE = 1.0
+_MISSING_TOKEN = ("aioconfig:optional-source-missing",)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchKey:
+    """A sentinel key: with ``refresh_on=[WatchKey("sentinel")]`` other changes wait for it."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshResult:
+    """What one refresh did. ``keys`` are the dotted keys that changed; ``error`` if it failed."""
+
+    changed: bool = False
+    keys: frozenset[str] = frozenset()
+    error: Exception | None = None
+    #: The snapshot serving after this refresh (None only if the Config never opened).
+    snapshot: Snapshot | None = None
+
+
+def jittered(interval: float, jitter: float, rng: random.Random) -> float:
+    """``interval`` spread uniformly by ``±jitter`` (a fraction), so a fleet does not poll in step."""
+    if jitter == 0:
+        return interval
+    return interval * (1.0 + rng.uniform(-jitter, jitter))
+
+
+def backoff_delay(failures: int, base: float, cap: float, rng: random.Random) -> float:
+    """Full-jitter exponential backoff after ``failures`` consecutive failures (1, 2, ...)."""
+    ceiling = min(cap, base * 2.0 ** min(failures - 1, 62))
+    return rng.uniform(0.0, ceiling)
+
+
+@dataclass(slots=True)
+class _SourceState:
+    source: Source
+    token: Hashable | None = None
+    data: Any = None
+    watching: bool = False
+
+
+@dataclass(slots=True)
+class _Flight:
+    done: anyio.Event = field(default_factory=anyio.Event)
+    result: RefreshResult | None = None
+
+
+class Engine:
+    """Owns the sources' state and produces snapshots; the Config owns the engine."""
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        *,
+        publish: Callable[[Snapshot], None],
+        hub: Hub,
+        refresh_interval: float,
+        jitter: float,
+        mode: Mode,
+        refresh_on: Sequence[WatchKey],
+        validate: Validate | None,
+        on_change: Callback | None,
+        on_refresh_success: Callback | None,
+        on_refresh_error: Callback | None,
+        clock: Clock,
+        rng: random.Random,
+    ) -> None:
+        self._states = [_SourceState(source) for source in sources]
+        self._publish = publish
+        self._hub = hub
+        self.interval = refresh_interval
+        self.jitter = jitter
+        self.mode = mode
+        self._sentinels = tuple(w.key for w in refresh_on)
+        self._validate = validate
+        self._on_change = on_change
+        self._on_success = on_refresh_success
+        self._on_error = on_refresh_error
+        self.clock = clock
+        self.rng = rng
+        self.backoff_cap = max(refresh_interval, BACKOFF_BASE) if refresh_interval else BACKOFF_BASE
+        self.snapshot: Snapshot | None = None
+        self._lock = anyio.Lock()
+        self._flight: _Flight | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._last_check = -float("inf")
+        self._not_before = -float("inf")
+        self._poll_due = -float("inf")
+        self.failures = 0  # consecutive failed refreshes
+        # statistics
+        self.fetches = 0
+        self.refreshes = 0
+        self.errors = 0
+        self.last_error: Exception | None = None
+
+    @property
+    def sources(self) -> tuple[Source, ...]:
+        return tuple(state.source for state in self._states)
+
+    # ------------------------------------------------------------------ start-up
+
+    async def initial_load(self, max_init_wait: float) -> None:
+        """Build the first good snapshot, retrying transient failures for up to ``max_init_wait``."""
+        pending: dict[int, Exception] = {}
+        attempt = 0
+        with anyio.move_on_after(max_init_wait):
+            while True:
+                pending = {i: _Timeout(s.source.name) for i, s in enumerate(self._states)}
+                results = await self._fetch(self._states, pending)
+                if not pending:
+                    outcome, _ = await self._apply(results, initial=True)
+                    if outcome.error is not None:
+                        raise InitialLoadError([outcome.error]) from outcome.error
+                    self._scheduled(success=True)
+                    return
+                fatal = [e for e in pending.values() if not getattr(e, "transient", False)]
+                if fatal:
+                    raise InitialLoadError(fatal) from fatal[0]
+                attempt += 1
+                await anyio.sleep(backoff_delay(attempt, BACKOFF_BASE / 4, 1.0, self.rng))
+        raise InitialLoadError(list(pending.values()), timeout=max_init_wait)
+
+    def start(self, tg: anyio.abc.TaskGroup) -> None:
+        """Start the background work in ``tg`` (the Config's): watches and the poll loop."""
+        self._tg = tg
+        if self.mode != "auto":
+            return
+        for state in self._states:
+            if state.source.can_watch:
+                state.watching = True
+                tg.start_soon(self._watch_loop, state, name=f"aioconfig watch {state.source.name}")
+        tg.start_soon(self._poll_loop, name="aioconfig poll")
+
+    # ------------------------------------------------------------------ refresh
+
+    async def refresh(self, force: bool) -> RefreshResult:
+        """Refresh every source, or return at once when not due (see ``Config.refresh``)."""
+        if not force:
+            if self.mode == "manual" or self.clock.now() < self._not_before:
+                return RefreshResult(snapshot=self.snapshot)
+        return await self._shared(self._states)
+
+    async def _shared(self, states: list[_SourceState]) -> RefreshResult:
+        flight = self._flight
+        if flight is None:
+            if self._tg is None:
+                raise ClosedError("this Config is not open")
+            flight = self._flight = _Flight()
+            self._tg.start_soon(self._run_flight, flight, states, name="aioconfig refresh")
+        await flight.done.wait()
+        assert flight.result is not None
+        if isinstance(flight.result.error, ClosedError):
+            raise ClosedError("the Config was closed during the refresh")
+        return flight.result
+
+    async def _run_flight(self, flight: _Flight, states: list[_SourceState]) -> None:
+        try:
+            errors: dict[int, Exception] = {}
+            event: ChangeEvent | None = None
+            results = await self._fetch(states, errors)
+            if errors:
+                error = _combine(list(errors.values()))
+                result = RefreshResult(error=error, snapshot=self.snapshot)
+            elif results:
+                result, event = await self._apply(results)
+            else:
+                result = RefreshResult(snapshot=self.snapshot)
+            self._scheduled(success=result.error is None)
+            flight.result = result
+            await self._report(result, event)
+        finally:
+            if flight.result is None:
+                flight.result = RefreshResult(error=ClosedError("closed"), snapshot=self.snapshot)
+            self._flight = None
+            flight.done.set()
+
+    async def _fetch(
+        self, states: Sequence[_SourceState], errors: dict[int, Exception]
+    ) -> dict[int, Payload]:
+        """Load ``states`` concurrently. Returns new payloads; records failures in ``errors``."""
+        results: dict[int, Payload] = {}
+        index = {id(state): i for i, state in enumerate(self._states)}
+
+        async def one(state: _SourceState) -> None:
+            i = index[id(state)]
+            source = state.source
+            self.fetches += 1
+            try:
+                loaded = await source.load(state.token)
+            except SourceUnavailable as exc:
+                if not source.optional:
+                    errors[i] = exc
+                    return
+                loaded = (
+                    NotModified(state.token)
+                    if state.token == _MISSING_TOKEN
+                    else Payload({}, _MISSING_TOKEN)
+                )
+            except SourceError as exc:
+                errors[i] = exc
+                return
+            except Exception as exc:  # a bug or an unexpected failure inside a source
+                wrapped = SourceError(
+                    source.name, f"unexpected {type(exc).__name__}: {exc}", transient=True
+                )
+                wrapped.__cause__ = exc
+                errors[i] = wrapped
+                return
+            errors.pop(i, None)
+            if isinstance(loaded, Payload):
+                results[i] = loaded
+            else:
+                state.token = loaded.token
+
+        if len(states) == 1:
+            await one(states[0])
+        else:
+            async with anyio.create_task_group() as tg:
+                for state in states:
+                    tg.start_soon(one, state)
+        return results
+
+    async def _apply(
+        self, updates: dict[int, Payload], *, initial: bool = False
+    ) -> tuple[RefreshResult, ChangeEvent | None]:
+        """Build a candidate from ``updates`` over the current data; validate; swap."""
+        async with self._lock:
+            old = self.snapshot
+            layers = [
+                updates[i].data if i in updates else state.data
+                for i, state in enumerate(self._states)
+            ]
+            root, flat = build([layer for layer in layers if layer])
+
+            if old is not None and not initial:
+                staged = bool(self._sentinels) and all(
+                    _same(old._flat.get(k, _ABSENT), flat.get(k, _ABSENT)) for k in self._sentinels
+                )
+                keys = frozenset() if staged else diff(old._flat, flat)
+                if staged or not keys:
+                    # Nothing to swap (yet): remember the data, so a later sentinel change or
+                    # refresh applies it, and move on.
+                    self._commit(updates)
+                    return RefreshResult(snapshot=old), None
+            else:
+                keys = frozenset(k for k, v in flat.items() if not is_branch(v))
+
+            candidate = Snapshot(
+                root,
+                flat,
+                version=1 if old is None else old.version + 1,
+                sources=tuple(state.source.name for state in self._states),
+            )
+            if self._validate is not None:
+                try:
+                    outcome = self._validate(candidate)
+                    if inspect.isawaitable(outcome):
+                        await outcome
+                except Exception as exc:
+                    error = (
+                        exc
+                        if isinstance(exc, ValidationError)
+                        else ValidationError(f"candidate rejected: {type(exc).__name__}: {exc}")
+                    )
+                    if error is not exc:
+                        error.__cause__ = exc
+                    return RefreshResult(error=error, snapshot=old), None
+
+            self._commit(updates)
+            self.snapshot = candidate
+            self._publish(candidate)
+            event = None
+            if old is not None:
+                event = ChangeEvent(old, candidate, keys)
+                self._hub.publish(event)
+            return RefreshResult(changed=True, keys=keys, snapshot=candidate), event
+
+    def _commit(self, updates: dict[int, Payload]) -> None:
+        for i, payload in updates.items():
+            state = self._states[i]
+            state.data = payload.data
+            state.token = payload.token
+
+    def _scheduled(self, *, success: bool) -> None:
+        now = self.clock.now()
+        self._last_check = now
+        if success:
+            self.failures = 0
+            self._not_before = now + self.interval
+            self._poll_due = now + jittered(self.interval, self.jitter, self.rng)
+        else:
+            self.failures += 1
+            delay = backoff_delay(self.failures, BACKOFF_BASE, self.backoff_cap, self.rng)
+            self._not_before = now + delay
+            self._poll_due = now + delay
+
+    async def _report(self, result: RefreshResult, event: ChangeEvent | None = None) -> None:
+        """Tell the callbacks (outside the lock); a failing callback is logged, never raised."""
+        self.refreshes += 1
+        if result.error is not None:
+            self.errors += 1
+            self.last_error = result.error
+            logger.warning("configuration refresh failed: %s", result.error)
+            snapshot = self.snapshot
+            if snapshot is not None:
+                self._hub.publish(ChangeEvent(snapshot, snapshot, frozenset(), result.error))
+            await _call(self._on_error, result.error, "on_refresh_error")
+            return
+        if event is not None:
+            logger.debug(
+                "configuration version %d: %d keys changed", event.new.version, len(event.keys)
+            )
+            await _call(self._on_change, event, "on_change")
+        await _call(self._on_success, result, "on_refresh_success")
+
+    # ------------------------------------------------------------------ background loops
+
+    async def _poll_loop(self) -> None:
+        while True:
+            delay = self._poll_due - self.clock.now()
+            if delay > 0:
+                await self.clock.sleep(delay)
+                continue
+            polled = [state for state in self._states if not state.watching]
+            if polled:
+                await self._shared(polled)
+            else:
+                self._scheduled(success=True)
+
+    async def _watch_loop(self, state: _SourceState) -> None:
+        failures = 0
+        index = self._states.index(state)
+
+        async def emit(payload: Payload) -> None:
+            nonlocal failures
+            failures = 0
+            result, event = await self._apply({index: payload})
+            await self._report(result, event)
+
+        while True:
+            state.watching = True
+            try:
+                await state.source.watch(state.token, emit)
+                raise SourceUnavailable(state.source.name, "watch ended")
+            except Exception as exc:
+                state.watching = False
+                failures += 1
+                error = exc if isinstance(exc, ConfigError) else SourceError(
+                    state.source.name, f"watch failed: {type(exc).__name__}: {exc}", transient=True
+                )
+                await self._report(RefreshResult(error=error, snapshot=self.snapshot))
+            await self.clock.sleep(backoff_delay(failures, BACKOFF_BASE, self.backoff_cap, self.rng))
+
+    def stop(self) -> None:
+        """Refuse new refreshes; the owner cancels the work already running."""
+        self._tg = None
+
+    async def aclose_sources(self) -> None:
+        for state in self._states:
+            try:
+                await state.source.aclose()
+            except Exception:
+                logger.exception("closing source %s failed", state.source.name)
+
+
+class _Timeout(SourceUnavailable):
+    def __init__(self, source: str) -> None:
+        super().__init__(source, "no answer before max_init_wait ran out")
+
+
+_ABSENT: Any = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a is b or (type(a) is type(b) and a == b)
+
+
+def _combine(errors: list[Exception]) -> Exception:
+    return errors[0] if len(errors) == 1 else LoadError(errors)
+
+
+async def _call(callback: Callback | None, argument: Any, what: str) -> None:
+    if callback is None:
+        return
+    try:
+        outcome = callback(argument)
+        if inspect.isawaitable(outcome):
+            await outcome
+    except Exception:
+        logger.exception("%s callback raised", what)

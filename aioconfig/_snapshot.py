@@ -1,0 +1,83 @@
+"""Snapshot: one whole configuration at one moment, frozen, with a flat dotted index."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any, TypeVar, overload
+
+from ._exceptions import KeyNotFound
+from ._merge import thaw
+
+__all__ = ("Snapshot",)
+
+_T = TypeVar("_T")
+
+
+class Snapshot(Mapping[str, Any]):
+    """One whole configuration at one moment. Never changes; a refresh makes a new one.
+
+    ``snap["db.port"]`` and ``snap.get("db.port")`` read a dotted path in one dict lookup;
+    ``snap["db"]["port"]`` works too. Nested mappings are read-only and lists are tuples, so no
+    holder can alter what another sees. Iteration and ``len`` cover the top-level keys; ``in``
+    accepts dotted paths.
+    """
+
+    __slots__ = ("_data", "_flat", "created_at", "sources", "version")
+
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        flat: dict[str, Any],
+        *,
+        version: int,
+        sources: tuple[str, ...] = (),
+        created_at: float | None = None,
+    ) -> None:
+        # Built by the engine from ``_merge.build``; not meant to be constructed by users.
+        self._data = data
+        self._flat = flat
+        #: Grows by one with each swap; the first good load is version 1.
+        self.version = version
+        #: Names of the sources this snapshot was built from, in layering order.
+        self.sources = sources
+        #: Wall-clock time (``time.time()``) at which the snapshot was made.
+        self.created_at = time.time() if created_at is None else created_at
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._flat[key]
+        except KeyError:
+            raise KeyNotFound(key) from None
+
+    @overload
+    def get(self, key: str) -> Any | None: ...
+    @overload
+    def get(self, key: str, default: _T) -> Any | _T: ...
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value at dotted path ``key``, or ``default``."""
+        return self._flat.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._flat
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def keys_flat(self) -> Iterator[str]:
+        """Every dotted path, intermediate mappings included."""
+        return iter(self._flat)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A deep, mutable copy: plain dicts and lists, free to change."""
+        result: dict[str, Any] = thaw(self._data)
+        return result
+
+    def __repr__(self) -> str:
+        # Values stay out of the repr: they may be secrets.
+        return f"<Snapshot version={self.version} keys={len(self._flat)} sources={list(self.sources)!r}>"
+
+    __hash__ = None  # type: ignore[assignment]  # Mapping equality, no hashing

@@ -1,0 +1,80 @@
+"""The Source contract: how a backend hands data to the refresh engine.
+
+A source knows nothing of snapshots. It produces plain data (a mapping of str to JSON-like values)
+and an opaque version *token* (an ETag, a revision, a content hash). The engine passes the last
+token back on the next load, so a source can answer "not modified" cheaply.
+
+Sources that can push implement :meth:`Source.watch`; the engine then watches instead of polling.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+__all__ = ("Emit", "LoadResult", "NotModified", "Payload", "Source")
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """New data from a source, with the token that identifies this version of it.
+
+    The source gives up ownership of ``data``: it must not keep or change it afterwards.
+    """
+
+    data: Mapping[str, Any]
+    token: Hashable
+
+
+@dataclass(frozen=True, slots=True)
+class NotModified:
+    """The data has not changed since ``token`` was handed out (a new token may be given)."""
+
+    token: Hashable
+
+
+LoadResult: TypeAlias = "Payload | NotModified"
+Emit: TypeAlias = "Callable[[Payload], Awaitable[None]]"
+
+
+class Source(abc.ABC):
+    """Base class of every configuration source.
+
+    Subclasses implement :attr:`name` and :meth:`load`; push-capable ones also
+    :attr:`can_watch` and :meth:`watch`; ones holding connections or handles :meth:`aclose`.
+
+    ``optional``: when true, a source that raises
+    :class:`~aioconfig.SourceUnavailable` counts as empty instead of failing the load.
+    """
+
+    optional: bool = False
+
+    @property
+    @abc.abstractmethod
+    def name(self) -> str:
+        """Who this source is, in errors and provenance: a file path, a URL, an etcd prefix."""
+
+    @abc.abstractmethod
+    async def load(self, token: Hashable | None) -> Payload | NotModified:
+        """Fetch the data. ``token`` is the last one this source returned (None the first time).
+
+        Raise :class:`~aioconfig.SourceError` (or a subclass) naming the source and the problem.
+        """
+
+    @property
+    def can_watch(self) -> bool:
+        """Whether :meth:`watch` pushes changes (checked once, when the Config opens)."""
+        return False
+
+    async def watch(self, token: Hashable | None, emit: Emit) -> None:
+        """Push changes: ``await emit(payload)`` for each new version after ``token``.
+
+        Runs until cancelled. Returning or raising ends the watch; the engine reports the error,
+        polls the source meanwhile, and opens the watch again after a backoff.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot watch")
+
+    async def aclose(self) -> None:  # noqa: B027 - an optional hook, deliberately empty
+        """Release connections or handles. Called once, when the Config closes."""

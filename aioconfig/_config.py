@@ -122,7 +122,7 @@ class Config(Mapping[str, Any]):
         self._host: asyncio.Task[None] | None = None
         self._host_stop: anyio.Event | None = None
         self._background: anyio.CancelScope | None = None
-        self._owner: asyncio.Task[Any] | None = None
+        self._background_done: anyio.Event | None = None
 
     # ------------------------------------------------------------------ reads (no I/O, no lock)
 
@@ -234,7 +234,6 @@ class Config(Mapping[str, Any]):
             await stack.__aexit__(None, None, None)
             raise
         self._stack = stack
-        self._owner = asyncio.current_task()
         return self
 
     async def __aexit__(
@@ -243,7 +242,10 @@ class Config(Mapping[str, Any]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        await self._shutdown()
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            await stack.aclose()
 
     def __await__(self) -> Generator[Any, None, Config]:
         return self._open_hosted().__await__()
@@ -301,12 +303,16 @@ class Config(Mapping[str, Any]):
     async def _run_background(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         # Background work runs under its own cancel scope: closing cancels it, never the code
         # inside the user's ``async with`` block, which shares the outer task group's scope.
-        with anyio.CancelScope() as scope:
-            self._background = scope
-            async with anyio.create_task_group() as inner:
-                self._engine.start(inner)
-                task_status.started()
-                await anyio.sleep_forever()
+        done = self._background_done = anyio.Event()
+        try:
+            with anyio.CancelScope() as scope:
+                self._background = scope
+                async with anyio.create_task_group() as inner:
+                    self._engine.start(inner)
+                    task_status.started()
+                    await anyio.sleep_forever()
+        finally:
+            done.set()
 
     async def _shutdown(self) -> None:
         """Stop the background work, end the event streams, release the sources. Idempotent."""
@@ -320,6 +326,8 @@ class Config(Mapping[str, Any]):
             self._background = None
         self._hub.close()
         with anyio.CancelScope(shield=True):
+            if self._background_done is not None:
+                await self._background_done.wait()
             await self._engine.aclose_sources()
 
     async def aclose(self) -> None:
@@ -330,13 +338,9 @@ class Config(Mapping[str, Any]):
             self._host_stop.set()
             await asyncio.gather(host, return_exceptions=True)
         elif self._stack is not None:
-            if asyncio.current_task() is not self._owner:
-                # Another task may stop the work, but only the owner can leave its task group:
-                # that happens when the owner's ``async with`` block ends.
-                await self._shutdown()
-                return
-            stack, self._stack = self._stack, None
-            await stack.aclose()
+            # Any task may stop the work and wait for it to end; the (by then empty) task group
+            # is left where it was entered, when the ``async with`` block ends.
+            await self._shutdown()
         elif self._state is _State.UNOPENED:
             self._state = _State.CLOSED
             self._flat = _CLOSED

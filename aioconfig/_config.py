@@ -137,7 +137,7 @@ class Config(Mapping[str, Any]):
     @overload
     def get(self, key: str, default: _T) -> Any | _T: ...
     def get(self, key: str, default: Any = None) -> Any:
-        """The value at dotted path ``key`` (``"db.port"``) in the current snapshot, or ``default``."""
+        """The value at dotted path ``key`` (``"db.port"``) now, or ``default``."""
         return self._flat.get(key, default)
 
     def __contains__(self, key: object) -> bool:

@@ -42,9 +42,7 @@ class ChangeEvent:
     def __repr__(self) -> str:
         if self.error is not None:
             return f"<ChangeEvent error={self.error!r} version={self.new.version}>"
-        return (
-            f"<ChangeEvent {self.old.version}->{self.new.version} keys={sorted(self.keys)!r}>"
-        )
+        return f"<ChangeEvent {self.old.version}->{self.new.version} keys={sorted(self.keys)!r}>"
 
 
 def key_matches(key: str, prefixes: Iterable[str]) -> bool:

@@ -74,7 +74,7 @@ class RefreshResult:
 
 
 def jittered(interval: float, jitter: float, rng: random.Random) -> float:
-    """``interval`` spread uniformly by ``±jitter`` (a fraction), so a fleet does not poll in step."""
+    """``interval`` spread uniformly by ``±jitter`` (a fraction): a fleet must not poll in step."""
     if jitter == 0:
         return interval
     return interval * (1.0 + rng.uniform(-jitter, jitter))
@@ -155,7 +155,7 @@ class Engine:
     # ------------------------------------------------------------------ start-up
 
     async def initial_load(self, max_init_wait: float) -> None:
-        """Build the first good snapshot, retrying transient failures for up to ``max_init_wait``."""
+        """Build the first good snapshot; retry transient failures for up to ``max_init_wait``."""
         pending: dict[int, Exception] = {}
         attempt = 0
         with anyio.move_on_after(max_init_wait):
@@ -400,11 +400,18 @@ class Engine:
             except Exception as exc:
                 state.watching = False
                 failures += 1
-                error = exc if isinstance(exc, ConfigError) else SourceError(
-                    state.source.name, f"watch failed: {type(exc).__name__}: {exc}", transient=True
+                error = (
+                    exc
+                    if isinstance(exc, ConfigError)
+                    else SourceError(
+                        state.source.name,
+                        f"watch failed: {type(exc).__name__}: {exc}",
+                        transient=True,
+                    )
                 )
                 await self._report(RefreshResult(error=error, snapshot=self.snapshot))
-            await self.clock.sleep(backoff_delay(failures, BACKOFF_BASE, self.backoff_cap, self.rng))
+            delay = backoff_delay(failures, BACKOFF_BASE, self.backoff_cap, self.rng)
+            await self.clock.sleep(delay)
 
     def stop(self) -> None:
         """Refuse new refreshes; the owner cancels the work already running."""

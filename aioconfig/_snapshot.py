@@ -78,6 +78,7 @@ class Snapshot(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         # Values stay out of the repr: they may be secrets.
-        return f"<Snapshot version={self.version} keys={len(self._flat)} sources={list(self.sources)!r}>"
+        sources = list(self.sources)
+        return f"<Snapshot version={self.version} keys={len(self._flat)} sources={sources!r}>"
 
     __hash__ = None  # type: ignore[assignment]  # Mapping equality, no hashing

@@ -91,7 +91,8 @@ async def test_a_full_buffer_keeps_the_newest_error() -> None:
             source.set({"n": 1})
             await config.refresh(force=True)
             got = [await events.__anext__() for _ in range(2)]
-        assert [str(e.error) if e.error else sorted(e.keys) for e in got] == ["mutable: down 2", ["n"]]
+        described = [str(e.error) if e.error else sorted(e.keys) for e in got]
+        assert described == ["mutable: down 2", ["n"]]
 
 
 async def test_streams_end_when_the_config_closes() -> None:

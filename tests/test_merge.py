@@ -57,7 +57,8 @@ def test_freezing_makes_everything_read_only() -> None:
 
 
 def test_non_string_keys_become_strings() -> None:
-    _, flat = build([{1: {True: "x"}}])
+    data: dict[Any, Any] = {1: {True: "x"}}
+    _, flat = build([data])
     assert flat["1.True"] == "x"
 
 
@@ -77,8 +78,10 @@ def test_diff_sees_a_leaf_turning_into_a_branch() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text("abc", min_size=1, max_size=3), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text("abc", min_size=1, max_size=3), children, max_size=3)
+    ),
     max_leaves=20,
 )
 json_objects = st.dictionaries(st.text("abcd", min_size=1, max_size=3), json_values, max_size=5)

@@ -212,14 +212,20 @@ class Engine:
         try:
             errors: dict[int, Exception] = {}
             event: ChangeEvent | None = None
-            results = await self._fetch(states, errors)
-            if errors:
-                error = _combine(list(errors.values()))
-                result = RefreshResult(error=error, snapshot=self.snapshot)
-            elif results:
-                result, event = await self._apply(results)
-            else:
-                result = RefreshResult(snapshot=self.snapshot)
+            try:
+                results = await self._fetch(states, errors)
+                if errors:
+                    error = _combine(list(errors.values()))
+                    result = RefreshResult(error=error, snapshot=self.snapshot)
+                elif results:
+                    result, event = await self._apply(results)
+                else:
+                    result = RefreshResult(snapshot=self.snapshot)
+            except Exception as exc:  # a bug must cost one refresh, never the background work
+                logger.exception("configuration refresh crashed")
+                failure = ConfigError(f"refresh crashed: {type(exc).__name__}: {exc}")
+                failure.__cause__ = exc
+                result = RefreshResult(error=failure, snapshot=self.snapshot)
             self._scheduled(success=result.error is None)
             flight.result = result
             await self._report(result, event)
@@ -378,7 +384,7 @@ class Engine:
                 continue
             polled = [state for state in self._states if not state.watching]
             if polled:
-                await self._shared(polled)
+                await self._shared(polled)  # never raises but for ClosedError on shutdown
             else:
                 self._scheduled(success=True)
 

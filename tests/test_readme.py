@@ -1,0 +1,38 @@
+"""Every Python example in README.md runs, as written."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+
+
+def test_the_readme_has_examples() -> None:
+    assert len(BLOCKS) >= 10
+
+
+@pytest.mark.parametrize("code", BLOCKS, ids=[f"block{i}" for i in range(len(BLOCKS))])
+def test_readme_example_runs(
+    code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copy(ROOT / "examples" / "settings.toml", tmp_path / "settings.toml")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {"__name__": "readme_example"}
+    exec(compile(code, "README.md", "exec"), namespace)
+    app = namespace.get("app")
+    if app is not None:  # the web example: serve one request through it
+        from starlette.testclient import TestClient
+
+        with TestClient(app) as client:
+            body = client.get("/").json()
+        assert body == {"version": 1, "db": "localhost"}
+    printed = capsys.readouterr().out
+    # Where an example says what it prints, it prints that.
+    for expected in re.findall(r"# prints: (.+)$", code, re.MULTILINE):
+        assert expected.rstrip() in printed, (expected, printed)

@@ -1,0 +1,12 @@
+"""Where configuration comes from: files, the environment, fixed mappings."""
+
+from __future__ import annotations
+
+from ._base import NotModified as NotModified
+from ._base import Payload as Payload
+from ._base import Source as Source
+from ._env import Env as Env
+from ._file import File as File
+from ._static import Static as Static
+
+__all__ = ("Env", "File", "NotModified", "Payload", "Source", "Static")

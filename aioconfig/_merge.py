@@ -110,27 +110,60 @@ def is_branch(value: Any) -> bool:
 
 
 def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> frozenset[str]:
-    """Dotted leaf keys added, removed or modified between two flat indexes.
+    """Dotted leaf keys added, removed or modified between two frozen trees (from ``build``).
 
     A leaf is any value but a non-empty mapping. ``1``, ``1.0`` and ``True`` differ here: a value
-    that changes type has changed.
+    that changes type has changed. Equal sections are recognised by C-level comparisons, so an
+    unchanged subtree costs little more than one ``==``.
     """
     changed: set[str] = set()
+    _diff(old, new, "", changed)
+    return frozenset(changed)
+
+
+def _diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str, out: set[str]) -> None:
+    if (
+        old == new
+        and list(old) == list(new)
+        and list(map(type, old.values())) == list(map(type, new.values()))
+    ):
+        # Equal, in the same order, with the same types at this level: only a type change
+        # deeper down (1 -> 1.0 inside a nested section) can be left to find.
+        for key, value in new.items():
+            if type(value) is _FrozenMap and value:
+                before = old[key]
+                if before is not value:
+                    _diff(before, value, prefix + key + ".", out)
+        return
     for key, value in new.items():
-        if is_branch(value):
-            continue
         before = old.get(key, _MISSING)
         if before is value:
             continue
-        if before is _MISSING or type(before) is not type(value) or before != value:
-            changed.add(key)
-    for key, before in old.items():
-        if is_branch(before):
+        path = prefix + key
+        if before is _MISSING:
+            _leaves(value, path, out)
             continue
-        after = new.get(key, _MISSING)
-        if after is _MISSING or is_branch(after):
-            changed.add(key)
-    return frozenset(changed)
+        kind, kind_before = type(value), type(before)
+        if kind is _FrozenMap and kind_before is _FrozenMap:
+            if bool(value) != bool(before):  # an empty mapping is a leaf
+                out.add(path)
+            _diff(before, value, path + ".", out)
+        elif kind is not kind_before or before != value:
+            out.add(path)
+            if kind_before is _FrozenMap:
+                _leaves(before, path, out)
+            if kind is _FrozenMap:
+                _leaves(value, path, out)
+    for key in old.keys() - new.keys():
+        _leaves(old[key], prefix + key, out)
+
+
+def _leaves(value: Any, path: str, out: set[str]) -> None:
+    if type(value) is _FrozenMap and value:
+        for key, item in value.items():
+            _leaves(item, path + "." + key, out)
+    else:
+        out.add(path)
 
 
 def thaw(value: Any) -> Any:

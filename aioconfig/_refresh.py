@@ -297,7 +297,7 @@ class Engine:
                 staged = bool(self._sentinels) and all(
                     _same(old._flat.get(k, _ABSENT), flat.get(k, _ABSENT)) for k in self._sentinels
                 )
-                keys = frozenset() if staged else diff(old._flat, flat)
+                keys = frozenset() if staged else diff(old._data, root)
                 if staged or not keys:
                     # Nothing to swap (yet): remember the data, so a later sentinel change or
                     # refresh applies it, and move on.

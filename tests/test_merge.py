@@ -63,15 +63,30 @@ def test_non_string_keys_become_strings() -> None:
 
 
 def test_diff_reports_added_removed_and_modified_leaves() -> None:
-    _, old = build([{"a": {"b": 1, "c": 2}, "d": 1, "gone": {"x": 1}}])
-    _, new = build([{"a": {"b": 1, "c": 3}, "d": True, "e": 0}])
+    old, _ = build([{"a": {"b": 1, "c": 2}, "d": 1, "gone": {"x": 1}}])
+    new, _ = build([{"a": {"b": 1, "c": 3}, "d": True, "e": 0}])
     assert diff(old, new) == {"a.c", "d", "e", "gone.x"}
     assert diff(new, new) == frozenset()
 
 
+def test_diff_sees_type_changes_inside_equal_sections() -> None:
+    old, _ = build([{"a": {"b": {"c": 1, "d": [1]}, "e": 1}}])
+    new, _ = build([{"a": {"b": {"c": True, "d": [1]}, "e": 1}}])
+    assert old == new  # Python's == alone would call these the same
+    assert diff(old, new) == {"a.b.c"}
+    reordered, _ = build([{"a": {"e": 1, "b": {"d": [1], "c": 1.0}}}])
+    assert diff(old, reordered) == {"a.b.c"}
+
+
+def test_diff_sees_empty_mappings_fill_and_empty() -> None:
+    old, _ = build([{"a": {}, "b": {"x": 1}}])
+    new, _ = build([{"a": {"x": 1}, "b": {}}])
+    assert diff(old, new) == {"a", "a.x", "b", "b.x"}
+
+
 def test_diff_sees_a_leaf_turning_into_a_branch() -> None:
-    _, old = build([{"db": "sqlite://"}])
-    _, new = build([{"db": {"url": "sqlite://"}}])
+    old, _ = build([{"db": "sqlite://"}])
+    new, _ = build([{"db": {"url": "sqlite://"}}])
     assert diff(old, new) == {"db", "db.url"}
     assert diff(new, old) == {"db", "db.url"}
 
@@ -116,9 +131,10 @@ def test_merging_matches_a_reference_implementation(a: dict[str, Any], b: dict[s
 
 @given(json_objects, json_objects)
 def test_diff_names_exactly_the_leaves_that_differ(a: dict[str, Any], b: dict[str, Any]) -> None:
-    _, fa = build([a])
-    _, fb = build([b])
-    assert diff(fa, fa) == frozenset()
+    ra, fa = build([a])
+    rb, fb = build([b])
+    assert diff(ra, ra) == frozenset()
+    assert diff(ra, build([a])[0]) == frozenset()
     leaves_a = {k: v for k, v in fa.items() if not is_branch(v)}
     leaves_b = {k: v for k, v in fb.items() if not is_branch(v)}
     expected = {
@@ -129,4 +145,4 @@ def test_diff_names_exactly_the_leaves_that_differ(a: dict[str, Any], b: dict[st
         or type(leaves_a[k]) is not type(leaves_b[k])
         or leaves_a[k] != leaves_b[k]
     }
-    assert diff(fa, fb) == expected
+    assert diff(ra, rb) == expected

@@ -64,6 +64,8 @@ def parse(data: bytes, format: Format, source: str) -> dict[str, Any]:
 
 
 def parse_json(text: str, source: str) -> dict[str, Any]:
+    if not text.strip():  # worded by us: orjson's wording for this changed between versions
+        raise ParseError(source, "empty document", line=1, column=1)
     try:
         document = orjson.loads(text)
     except orjson.JSONDecodeError as exc:

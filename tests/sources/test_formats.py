@@ -58,12 +58,14 @@ def test_json() -> None:
 
 def test_json_malformed() -> None:
     error = parse_error(f'{{"password": "{SECRET}",\n "b": }}', "json")
-    assert str(error) == "cfg:2:7: unexpected character"
+    # orjson's wording grows between versions ("unexpected character, expected a JSON value"
+    # in 3.11+); the place and the start of the problem are ours to promise.
+    assert str(error).startswith("cfg:2:7: unexpected character")
     assert (error.line, error.column) == (2, 7)
 
 
 def test_json_empty() -> None:
-    assert str(parse_error("", "json")) == "cfg:1:1: input length is 0"
+    assert str(parse_error("", "json")) == "cfg:1:1: empty document"
 
 
 def test_top_level_must_be_a_mapping() -> None:

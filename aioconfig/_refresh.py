@@ -400,8 +400,9 @@ class Engine:
 
         while True:
             state.watching = True
+            token = None if state.token == _MISSING_TOKEN else state.token
             try:
-                await state.source.watch(state.token, emit)
+                await state.source.watch(token, emit)
                 raise SourceUnavailable(state.source.name, "watch ended")
             except Exception as exc:
                 state.watching = False

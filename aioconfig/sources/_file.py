@@ -172,6 +172,11 @@ class File(Source):
                 except SourceUnavailable:
                     if current is None:
                         continue  # never seen yet: wait for it to appear
+                    if self.optional:
+                        # An optional file that goes away counts as empty, as in a poll.
+                        current = None
+                        await emit(Payload({}, None))
+                        continue
                     raise
                 current = result.token
                 if isinstance(result, Payload):

@@ -350,3 +350,32 @@ async def test_watch_missing_directory(tmp_path: Path) -> None:
 
     with anyio.fail_after(5), pytest.raises(SourceUnavailable, match="cannot watch"):
         await source.watch(None, emit)
+
+
+@pytest.mark.slow
+async def test_an_optional_watched_file_may_come_and_go(tmp_path: Path) -> None:
+    from aioconfig import load
+    from aioconfig.sources import Static
+
+    path = tmp_path / "local.json"
+    errors: list[Exception] = []
+    async with load(
+        Static({"a": 0}),
+        File(path, optional=True, watch=True),
+        on_refresh_error=errors.append,
+    ) as config:
+        async with config.changes() as events:
+            assert config["a"] == 0
+            path.write_text('{"a": 1}')
+            with anyio.fail_after(5):
+                await events.__anext__()
+            assert config["a"] == 1
+            path.unlink()
+            with anyio.fail_after(5):
+                await events.__anext__()
+            assert config["a"] == 0
+            path.write_text('{"a": 2}')
+            with anyio.fail_after(5):
+                await events.__anext__()
+            assert config["a"] == 2
+    assert errors == []

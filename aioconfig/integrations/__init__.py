@@ -1,0 +1,8 @@
+"""Adapters that plug a live :class:`~aioconfig.Config` into web frameworks.
+
+Each module is a thin adapter with no logic of its own: it opens the Config with the app's
+lifespan and hands each request one pinned :class:`~aioconfig.Snapshot`.
+
+* :mod:`aioconfig.integrations.starlette`: Starlette (and anything built on it).
+* :mod:`aioconfig.integrations.fastapi`: the same names, for FastAPI apps.
+"""

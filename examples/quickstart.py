@@ -54,8 +54,10 @@ async def main(settings: Path, seconds: float) -> None:
             async for event in events:
                 if event.error is not None:
                     version = event.new.version
-                    print(f"# refresh failed, still serving version {version}: {event.error}",
-                          flush=True)
+                    print(
+                        f"# refresh failed, still serving version {version}: {event.error}",
+                        flush=True,
+                    )
                     continue
                 print(f"# version {event.new.version}", flush=True)
                 for key in sorted(event.keys):
@@ -68,11 +70,16 @@ async def main(settings: Path, seconds: float) -> None:
 def cli() -> None:
     parser = argparse.ArgumentParser(description="Print a live configuration and its changes.")
     parser.add_argument(
-        "settings", nargs="?", type=Path, default=DEFAULT_SETTINGS,
+        "settings",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_SETTINGS,
         help="the config file (default: settings.toml next to this script)",
     )
     parser.add_argument(
-        "--seconds", type=float, default=math.inf,
+        "--seconds",
+        type=float,
+        default=math.inf,
         help="stop after this many seconds (default: run until Ctrl-C)",
     )
     args = parser.parse_args()

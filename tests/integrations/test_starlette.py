@@ -277,9 +277,7 @@ def test_file_edit_changes_the_next_response_after_a_refresh(tmp_path: Path) -> 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("watch", [True, False], ids=["watch", "poll"])
-def test_file_edit_changes_the_next_response_without_a_restart(
-    tmp_path: Path, watch: bool
-) -> None:
+def test_file_edit_changes_the_next_response_without_a_restart(tmp_path: Path, watch: bool) -> None:
     path = tmp_path / "settings.toml"
     path.write_text('greeting = "hello"\n')
     # Watched, the edit is pushed (no poll would come in time); not watched, the poll loop

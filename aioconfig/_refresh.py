@@ -392,9 +392,12 @@ class Engine:
         failures = 0
         index = self._states.index(state)
 
-        async def emit(payload: Payload) -> None:
+        async def emit(payload: Payload | SourceError) -> None:
             nonlocal failures
             failures = 0
+            if isinstance(payload, SourceError):
+                await self._report(RefreshResult(error=payload, snapshot=self.snapshot))
+                return
             result, event = await self._apply({index: payload})
             await self._report(result, event)
 
@@ -407,16 +410,16 @@ class Engine:
             except Exception as exc:
                 state.watching = False
                 failures += 1
-                error = (
-                    exc
-                    if isinstance(exc, ConfigError)
-                    else SourceError(
-                        state.source.name,
-                        f"watch failed: {type(exc).__name__}: {exc}",
-                        transient=True,
-                    )
-                )
-                await self._report(RefreshResult(error=error, snapshot=self.snapshot))
+                if failures > 1:
+                    # Reported once: while the watch is down the poll loop covers the source
+                    # (and reports its failures), so attempts to reopen it stay quiet.
+                    logger.debug("reopening the watch of %s failed: %s", state.source.name, exc)
+                elif isinstance(exc, ConfigError):
+                    await self._report(RefreshResult(error=exc, snapshot=self.snapshot))
+                else:
+                    problem = f"watch failed: {type(exc).__name__}: {exc}"
+                    error = SourceError(state.source.name, problem, transient=True)
+                    await self._report(RefreshResult(error=error, snapshot=self.snapshot))
             delay = backoff_delay(failures, BACKOFF_BASE, self.backoff_cap, self.rng)
             await self.clock.sleep(delay)
 

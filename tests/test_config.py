@@ -206,14 +206,16 @@ async def test_an_optional_source_may_be_missing(tmp_path: Path) -> None:
         assert config["a"] == 1
 
 
+@pytest.mark.slow
 async def test_transient_failures_are_retried_until_max_init_wait() -> None:
     source = MutableSource({"a": 1})
     source.fail(SourceUnavailable("mutable", "connection refused"))
     with anyio.fail_after(5):
         with pytest.raises(InitialLoadError) as info:
-            await load(source, max_init_wait=0.2)
+            # The first retry comes within 0.25 s, so 0.6 s always sees at least two loads.
+            await load(source, max_init_wait=0.6)
     assert str(info.value) == (
-        "could not load the configuration within max_init_wait=0.2s:\n"
+        "could not load the configuration within max_init_wait=0.6s:\n"
         "  - mutable: connection refused"
     )
     assert source.loads > 1

@@ -460,3 +460,22 @@ async def test_aclose_in_the_middle_of_a_refresh_stops_it_cleanly() -> None:
     assert source.closed
     with pytest.raises(ClosedError, match="this Config is closed"):
         await config.refresh(force=True)
+
+
+async def test_a_watch_that_keeps_failing_to_reopen_is_reported_once() -> None:
+    clock = FakeClock()
+    source = MutableSource({"a": 1}, push=True, name="pusher")
+    watch_errors: list[Exception] = []
+    async with load(
+        source, refresh_interval=30, clock=clock, on_refresh_error=watch_errors.append, seed=4
+    ) as config:
+        source.fail(SourceUnavailable("pusher", "stream reset"))
+        source.set({"a": 2})  # wakes the watch, which raises; reopening raises again
+        for _ in range(5):
+            await clock.advance(1.0)  # several reopening attempts, inside the first poll wait
+        assert [str(e) for e in watch_errors] == ["pusher: stream reset"]
+        await clock.advance(30)  # the poll loop covers the source and reports its own failure
+        assert len(watch_errors) >= 2
+        source.fail(None)
+        await clock.advance(31)
+        assert config["a"] == 2

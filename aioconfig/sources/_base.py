@@ -12,7 +12,10 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from .._exceptions import SourceError
 
 __all__ = ("Emit", "LoadResult", "NotModified", "Payload", "Source")
 
@@ -36,7 +39,7 @@ class NotModified:
 
 
 LoadResult: TypeAlias = "Payload | NotModified"
-Emit: TypeAlias = "Callable[[Payload], Awaitable[None]]"
+Emit: TypeAlias = "Callable[[Payload | SourceError], Awaitable[None]]"
 
 
 class Source(abc.ABC):
@@ -71,8 +74,10 @@ class Source(abc.ABC):
     async def watch(self, token: Hashable | None, emit: Emit) -> None:
         """Push changes: ``await emit(payload)`` for each new version after ``token``.
 
-        Runs until cancelled. Returning or raising ends the watch; the engine reports the error,
-        polls the source meanwhile, and opens the watch again after a backoff.
+        Runs until cancelled. A problem with one version that leaves the watch itself working
+        (a malformed edit, say) is reported with ``await emit(error)`` and the watch goes on.
+        Returning or raising ends the watch: the engine reports the error once, polls the
+        source meanwhile, and reopens the watch after a backoff.
         """
         raise NotImplementedError(f"{type(self).__name__} cannot watch")
 

@@ -178,6 +178,12 @@ class File(Source):
                         await emit(Payload({}, None))
                         continue
                     raise
+                except SourceError as exc:
+                    if exc.transient:
+                        raise
+                    # A malformed edit: reported once; the next edit is the next chance.
+                    await emit(exc)
+                    continue
                 current = result.token
                 if isinstance(result, Payload):
                     await emit(result)

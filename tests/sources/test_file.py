@@ -259,20 +259,20 @@ async def test_watch_emits_changes(tmp_path: Path) -> None:
     path.write_text('{"v": 1}')
     source = File(path)
     first = await load_payload(source)
-    send, receive = anyio.create_memory_object_stream[Payload](10)
+    send, receive = anyio.create_memory_object_stream[Payload | SourceError](10)
     with send, receive:
         async with anyio.create_task_group() as tg:
             tg.start_soon(source.watch, first.token, send.send)
             with anyio.fail_after(5):
                 await anyio.Path(path).write_text('{"v": 2}')
-                assert (await receive.receive()).data == {"v": 2}
+                assert data_of(await receive.receive()) == {"v": 2}
                 # By now the watcher is surely set up: these come from file events.
                 await write_atomically(path, '{"v": 3}')
-                assert (await receive.receive()).data == {"v": 3}
+                assert data_of(await receive.receive()) == {"v": 3}
                 (tmp_path / "other.json").write_text("{}")
                 os.utime(path)  # no new content: no payload
                 await anyio.Path(path).write_text('{"v": 4}')
-                assert (await receive.receive()).data == {"v": 4}
+                assert data_of(await receive.receive()) == {"v": 4}
             cancelled_at = anyio.current_time()
             tg.cancel_scope.cancel()
         assert anyio.current_time() - cancelled_at < 1
@@ -286,43 +286,55 @@ async def test_watch_catches_a_change_made_before_it_started(tmp_path: Path) -> 
     source = File(path)
     first = await load_payload(source)
     path.write_text('{"v": 2}')
-    send, receive = anyio.create_memory_object_stream[Payload](10)
+    send, receive = anyio.create_memory_object_stream[Payload | SourceError](10)
     with send, receive:
         async with anyio.create_task_group() as tg:
             tg.start_soon(source.watch, first.token, send.send)
             with anyio.fail_after(5):
-                assert (await receive.receive()).data == {"v": 2}
+                assert data_of(await receive.receive()) == {"v": 2}
             tg.cancel_scope.cancel()
 
 
 @pytest.mark.slow
-async def test_watch_raises_when_the_file_turns_malformed(tmp_path: Path) -> None:
+def data_of(item: Payload | SourceError) -> object:
+    assert isinstance(item, Payload), item
+    return item.data
+
+
+async def test_watch_reports_a_malformed_edit_and_goes_on(tmp_path: Path) -> None:
     path = tmp_path / "app.json"
     path.write_text('{"v": 1}')
     source = File(path)
     first = await load_payload(source)
     path.write_text(f'{{"v": "{SECRET}"')
-
-    async def emit(payload: Payload) -> None:
-        raise AssertionError("nothing to emit")
-
-    with anyio.fail_after(5), pytest.raises(ParseError) as caught:
-        await source.watch(first.token, emit)
-    assert str(caught.value) == f"{path}:1:23: unexpected end of data"
+    send, receive = anyio.create_memory_object_stream[Payload | SourceError](10)
+    with send, receive:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(source.watch, first.token, send.send)
+            with anyio.fail_after(5):
+                error = await receive.receive()
+            assert isinstance(error, ParseError)
+            assert str(error).startswith(f"{path}:1:23: unexpected end of data")
+            assert SECRET not in str(error)
+            await write_atomically(path, '{"v": 2}')
+            with anyio.fail_after(5):
+                fixed = await receive.receive()
+            assert isinstance(fixed, Payload) and fixed.data == {"v": 2}
+            tg.cancel_scope.cancel()
 
 
 @pytest.mark.slow
 async def test_watch_waits_for_a_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "app.json"
     source = File(path, optional=True)
-    send, receive = anyio.create_memory_object_stream[Payload](10)
+    send, receive = anyio.create_memory_object_stream[Payload | SourceError](10)
     with send, receive:
         async with anyio.create_task_group() as tg:
             tg.start_soon(source.watch, None, send.send)
             await anyio.sleep(0.2)  # let the first check find nothing
             await write_atomically(path, '{"v": 1}')
             with anyio.fail_after(5):
-                assert (await receive.receive()).data == {"v": 1}
+                assert data_of(await receive.receive()) == {"v": 1}
             tg.cancel_scope.cancel()
 
 
@@ -334,7 +346,7 @@ async def test_watch_raises_when_a_seen_file_disappears(tmp_path: Path) -> None:
     first = await load_payload(source)
     path.unlink()
 
-    async def emit(payload: Payload) -> None:
+    async def emit(payload: Payload | SourceError) -> None:
         raise AssertionError("nothing to emit")
 
     with anyio.fail_after(5), pytest.raises(SourceUnavailable, match="file not found"):
@@ -345,7 +357,7 @@ async def test_watch_raises_when_a_seen_file_disappears(tmp_path: Path) -> None:
 async def test_watch_missing_directory(tmp_path: Path) -> None:
     source = File(tmp_path / "nowhere" / "app.json")
 
-    async def emit(payload: Payload) -> None:
+    async def emit(payload: Payload | SourceError) -> None:
         raise AssertionError("nothing to emit")
 
     with anyio.fail_after(5), pytest.raises(SourceUnavailable, match="cannot watch"):
@@ -379,3 +391,26 @@ async def test_an_optional_watched_file_may_come_and_go(tmp_path: Path) -> None:
                 await events.__anext__()
             assert config["a"] == 2
     assert errors == []
+
+
+@pytest.mark.slow
+async def test_a_bad_edit_to_a_watched_file_is_reported_once(tmp_path: Path) -> None:
+    from aioconfig import ChangeEvent, load
+
+    path = tmp_path / "app.toml"
+    path.write_text("a = 1\n")
+    async with load(File(path, watch=True), refresh_interval=0.2) as config:
+        async with config.changes() as events:
+            path.write_text("a = \n")
+            with anyio.fail_after(5):
+                first = await events.__anext__()
+            assert isinstance(first.error, ParseError)
+            assert str(first.error) == f"{path}:1:5: Invalid value"
+            await anyio.sleep(1.0)  # five poll intervals: nothing may report it again
+            assert events.pending() == 0
+            assert config["a"] == 1
+            path.write_text("a = 2\n")
+            with anyio.fail_after(5):
+                fixed: ChangeEvent = await events.__anext__()
+            assert fixed.keys == {"a"} and config["a"] == 2
+        assert config.statistics().errors == 1

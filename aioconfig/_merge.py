@@ -1,42 +1,69 @@
-"""Pure layering: source payloads -> one frozen tree plus a flat dotted index, and diffs of those.
+"""Pure layering: source payloads -> one frozen tree, its flat dotted index, and what changed.
 
-No I/O and no anyio here. ``build`` merges, freezes and indexes in a single walk, because a
-10,000-key refresh spends most of its time right here.
+No I/O and no anyio here. ``build`` merges, freezes, indexes and diffs in a single walk, because
+a 10,000-key refresh spends most of its time right here.
 
 Merge rule: later layers override earlier ones; where every value for a key (from the last
 non-mapping value on) is a mapping, they are merged key by key; any other value replaces.
 Freezing: mappings become read-only ``MappingProxyType`` views over private dicts, lists and
 tuples become tuples, sets become frozensets; non-string keys are turned into strings.
+
+Given the previous tree, ``build`` shares every section that did not change: an equal section
+is recognised by C-level comparisons, its frozen subtree is reused, and its entries in the flat
+index come from a copy of the previous index. A refresh that changes one value in a 10,000-key
+file therefore re-freezes one section, not the whole file.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ("build", "diff", "is_branch", "thaw")
+__all__ = ("build", "is_branch", "thaw")
 
 _FrozenMap = MappingProxyType
 _MISSING: Any = object()
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_NUMBERS = frozenset({int, float, bool})  # the types that compare equal across types (1 == 1.0)
 
 
-def build(layers: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any], dict[str, Any]]:
-    """Merge ``layers`` (earliest first) into a frozen tree and its flat ``{"a.b.c": value}`` index.
+def build(
+    layers: Sequence[Mapping[str, Any]],
+    previous: tuple[Mapping[str, Any], dict[str, Any]] | None = None,
+) -> tuple[Mapping[str, Any], dict[str, Any], frozenset[str]]:
+    """Merge ``layers`` (earliest first) into a frozen tree, its flat index and the changed keys.
 
-    The index holds every path, intermediate mappings included, so any dotted read is one dict
-    lookup. Inputs are never modified.
+    The flat index (``{"a.b.c": value}``) holds every path, intermediate mappings included, so
+    any dotted read is one dict lookup. ``previous`` is the ``(tree, flat)`` of the snapshot this
+    one follows; the changed keys are the dotted leaf keys added, removed or modified since then
+    (all leaves when there is no previous). A leaf is any value but a non-empty mapping, and a
+    value that changes type (``1`` -> ``1.0`` -> ``True``) has changed. Inputs are never modified.
     """
-    flat: dict[str, Any] = {}
+    changed: set[str] = set()
+    if previous is None:
+        old: Any = None
+        flat: dict[str, Any] = {}
+    else:
+        old, old_flat = previous
+        flat = old_flat.copy()
     present = [layer for layer in layers if layer]
     if not present:
-        return _FrozenMap({}), flat
-    if len(present) == 1:
-        return _freeze_map(present[0], "", flat), flat
-    return _merge_maps(present, "", flat), flat
+        root: Any = _FrozenMap({})
+        if old is not None:
+            for key, value in old.items():
+                _drop(value, key, flat, changed)
+    elif len(present) == 1:
+        root = _freeze_map(present[0], "", flat, old, changed)
+    else:
+        root = _merge_maps(present, "", flat, old, changed)
+    return root, flat, frozenset(changed)
 
 
-def _merge_maps(layers: list[Mapping[Any, Any]], prefix: str, flat: dict[str, Any]) -> Any:
+def _merge_maps(
+    layers: list[Mapping[Any, Any]], prefix: str, flat: dict[str, Any], old: Any, changed: set[str]
+) -> Any:
     keys: dict[Any, None] = {}
     for layer in layers:
         keys.update(dict.fromkeys(layer))
@@ -57,38 +84,160 @@ def _merge_maps(layers: list[Mapping[Any, Any]], prefix: str, flat: dict[str, An
                 last = value
         name = key if type(key) is str else str(key)
         path = prefix + name
-        if last is not _MISSING:
-            frozen = _freeze(last, path, flat)
-        elif len(tail) == 1:
-            frozen = _freeze_map(tail[0], path + ".", flat)
-        else:
-            frozen = _merge_maps(tail, path + ".", flat)
-        out[name] = frozen
-        flat[path] = frozen
+        before = _MISSING if old is None else old.get(name, _MISSING)
+        if last is not _MISSING or len(tail) == 1:
+            out[name] = _place(tail[0] if last is _MISSING else last, path, flat, before, changed)
+            continue
+        # Several mappings to merge: never equal to one previous section as they stand.
+        merged_old = before if type(before) is _FrozenMap else None
+        frozen = _merge_maps(tail, path + ".", flat, merged_old, changed)
+        _mapping_replaced(frozen, before, path, flat, changed)
+        out[name] = flat[path] = frozen
+    if old is not None:
+        for gone in old.keys() - out.keys():
+            _drop(old[gone], prefix + gone, flat, changed)
     return _FrozenMap(out)
 
 
-def _freeze_map(mapping: Mapping[Any, Any], prefix: str, flat: dict[str, Any]) -> Any:
+def _freeze_map(
+    mapping: Mapping[Any, Any], prefix: str, flat: dict[str, Any], old: Any, changed: set[str]
+) -> Any:
+    # Scalars, by far the most common values, are handled inline: this loop is the hot path.
     out: dict[str, Any] = {}
+    if old is None:
+        for key, value in mapping.items():
+            name = key if type(key) is str else str(key)
+            path = prefix + name
+            if type(value) in _SCALARS:
+                out[name] = flat[path] = value
+                changed.add(path)
+            else:
+                out[name] = _place(value, path, flat, _MISSING, changed)
+        return _FrozenMap(out)
     for key, value in mapping.items():
         name = key if type(key) is str else str(key)
-        path = prefix + name
-        kind = type(value)
-        if kind is str or kind is int or kind is float or kind is bool or value is None:
-            frozen = value
-        elif kind is dict or isinstance(value, Mapping):
-            frozen = _freeze_map(value, path + ".", flat)
-        else:
-            frozen = _freeze_value(value)
-        out[name] = frozen
-        flat[path] = frozen
+        before = old.get(name, _MISSING)
+        if type(value) in _SCALARS and type(before) is type(value) and before == value:
+            out[name] = before  # unchanged, and already in the copied index
+            continue
+        out[name] = _place(value, prefix + name, flat, before, changed)
+    for gone in old.keys() - out.keys():
+        _drop(old[gone], prefix + gone, flat, changed)
     return _FrozenMap(out)
 
 
-def _freeze(value: Any, path: str, flat: dict[str, Any]) -> Any:
-    if isinstance(value, Mapping):
-        return _freeze_map(value, path + ".", flat)
-    return _freeze_value(value)
+def _place(value: Any, path: str, flat: dict[str, Any], before: Any, changed: set[str]) -> Any:
+    """Freeze ``value`` at ``path`` (where ``before`` was), index it, and note what changed."""
+    kind = type(value)
+    if kind not in _SCALARS:
+        if isinstance(value, Mapping):
+            if type(before) is _FrozenMap:
+                if _same(before, value):
+                    return before  # shared: its flat entries are already in the copied index
+                frozen = _freeze_map(value, path + ".", flat, before, changed)
+            else:
+                frozen = _freeze_map(value, path + ".", flat, None, changed)
+            _mapping_replaced(frozen, before, path, flat, changed)
+            flat[path] = frozen
+            return frozen
+        value = _freeze_value(value)
+        kind = type(value)
+    # A leaf.
+    if before is _MISSING:
+        changed.add(path)
+    elif type(before) is _FrozenMap:
+        for key, item in before.items():  # a branch (or an empty mapping) became a leaf
+            _drop(item, path + "." + key, flat, changed)
+        changed.add(path)
+    elif kind is not type(before) or not _equal_typed(before, value):
+        changed.add(path)
+    else:
+        value = before  # equal: keep the old object, so later comparisons stop at identity
+    flat[path] = value
+    return value
+
+
+def _mapping_replaced(
+    frozen: Any, before: Any, path: str, flat: dict[str, Any], changed: set[str]
+) -> None:
+    """Note the changes at ``path`` itself when a mapping lands where ``before`` was."""
+    if type(before) is _FrozenMap:
+        if bool(before) != bool(frozen):  # an empty mapping is a leaf
+            changed.add(path)
+    elif before is not _MISSING:
+        changed.add(path)  # a leaf became a mapping; its new leaves were noted on the way
+    elif not frozen:
+        changed.add(path)  # a new empty mapping is a new leaf
+
+
+def _same(frozen: Any, raw: Mapping[Any, Any]) -> bool:
+    """Whether a fresh ``raw`` section equals a previous frozen one, types included.
+
+    Mostly ``==``, which does the deep work in C; it cannot see ``1`` turn into ``1.0`` or
+    ``True``, so numbers get a type check, item by item only where a section mixes number types.
+    A list never equals the tuple it was frozen into, so sections holding lists are compared
+    item by item.
+    """
+    raw_types = set(map(type, raw.values()))
+    if frozen != raw:
+        if raw_types <= _SCALARS or len(frozen) != len(raw):
+            return False
+        for key, value in raw.items():
+            before = frozen.get(key, _MISSING)
+            kind = type(value)
+            if kind is list or kind is tuple:
+                if type(before) is not tuple or not _equal_typed(before, value):
+                    return False
+            elif isinstance(value, Mapping):
+                if type(before) is not _FrozenMap or not _same(before, value):
+                    return False
+            elif kind is not type(before) or before != value:
+                return False
+        return True
+    numbers = raw_types & _NUMBERS
+    if numbers != set(map(type, frozen.values())) & _NUMBERS:
+        return False
+    if len(numbers) > 1:
+        for key, value in raw.items():
+            if type(value) in _NUMBERS and type(frozen[key]) is not type(value):
+                return False
+    if not raw_types <= _SCALARS:
+        for key, value in raw.items():
+            if type(value) in _SCALARS:
+                continue
+            if isinstance(value, Mapping):
+                if not _same(frozen[key], value):
+                    return False
+            elif not _equal_typed(frozen[key], value):
+                return False
+    return True
+
+
+def _equal_typed(a: Any, b: Any) -> bool:
+    """``==`` for frozen against raw values that also tells ``1``, ``1.0`` and ``True`` apart."""
+    if isinstance(a, (tuple, list)):
+        return isinstance(b, (tuple, list)) and len(a) == len(b) and all(map(_equal_typed, a, b))
+    if isinstance(a, Mapping):
+        return (
+            isinstance(b, Mapping)
+            and a.keys() == b.keys()
+            and all(_equal_typed(a[key], b[key]) for key in a)
+        )
+    return type(a) is type(b) and (a == b or _both_nan(a, b))
+
+
+def _drop(value: Any, path: str, flat: dict[str, Any], changed: set[str]) -> None:
+    """Remove ``path`` and everything under it from the index, noting the removed leaves."""
+    flat.pop(path, None)
+    if type(value) is _FrozenMap and value:
+        for key, item in value.items():
+            _drop(item, path + "." + key, flat, changed)
+    else:
+        changed.add(path)
+
+
+def _both_nan(a: Any, b: Any) -> bool:
+    return type(a) is float and type(b) is float and math.isnan(a) and math.isnan(b)
 
 
 def _freeze_value(value: Any) -> Any:
@@ -107,63 +256,6 @@ def _freeze_value(value: Any) -> Any:
 def is_branch(value: Any) -> bool:
     """Whether a flat-index value is an inner node (a non-empty mapping), not a leaf."""
     return type(value) is _FrozenMap and len(value) > 0
-
-
-def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> frozenset[str]:
-    """Dotted leaf keys added, removed or modified between two frozen trees (from ``build``).
-
-    A leaf is any value but a non-empty mapping. ``1``, ``1.0`` and ``True`` differ here: a value
-    that changes type has changed. Equal sections are recognised by C-level comparisons, so an
-    unchanged subtree costs little more than one ``==``.
-    """
-    changed: set[str] = set()
-    _diff(old, new, "", changed)
-    return frozenset(changed)
-
-
-def _diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str, out: set[str]) -> None:
-    if (
-        old == new
-        and list(old) == list(new)
-        and list(map(type, old.values())) == list(map(type, new.values()))
-    ):
-        # Equal, in the same order, with the same types at this level: only a type change
-        # deeper down (1 -> 1.0 inside a nested section) can be left to find.
-        for key, value in new.items():
-            if type(value) is _FrozenMap and value:
-                before = old[key]
-                if before is not value:
-                    _diff(before, value, prefix + key + ".", out)
-        return
-    for key, value in new.items():
-        before = old.get(key, _MISSING)
-        if before is value:
-            continue
-        path = prefix + key
-        if before is _MISSING:
-            _leaves(value, path, out)
-            continue
-        kind, kind_before = type(value), type(before)
-        if kind is _FrozenMap and kind_before is _FrozenMap:
-            if bool(value) != bool(before):  # an empty mapping is a leaf
-                out.add(path)
-            _diff(before, value, path + ".", out)
-        elif kind is not kind_before or before != value:
-            out.add(path)
-            if kind_before is _FrozenMap:
-                _leaves(before, path, out)
-            if kind is _FrozenMap:
-                _leaves(value, path, out)
-    for key in old.keys() - new.keys():
-        _leaves(old[key], prefix + key, out)
-
-
-def _leaves(value: Any, path: str, out: set[str]) -> None:
-    if type(value) is _FrozenMap and value:
-        for key, item in value.items():
-            _leaves(item, path + "." + key, out)
-    else:
-        out.add(path)
 
 
 def thaw(value: Any) -> Any:

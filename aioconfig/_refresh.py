@@ -39,7 +39,7 @@ from ._exceptions import (
     SourceUnavailable,
     ValidationError,
 )
-from ._merge import build, diff, is_branch
+from ._merge import build
 from ._snapshot import Snapshot
 from .sources._base import NotModified, Payload, Source
 
@@ -163,7 +163,7 @@ class Engine:
                 pending = {i: _Timeout(s.source.name) for i, s in enumerate(self._states)}
                 results = await self._fetch(self._states, pending)
                 if not pending:
-                    outcome, _ = await self._apply(results, initial=True)
+                    outcome, _ = await self._apply(results)
                     if outcome.error is not None:
                         raise InitialLoadError([outcome.error]) from outcome.error
                     self._scheduled(success=True)
@@ -172,6 +172,7 @@ class Engine:
                 if fatal:
                     raise InitialLoadError(fatal) from fatal[0]
                 attempt += 1
+                # Real time, not the injected clock: max_init_wait is real time too.
                 await anyio.sleep(backoff_delay(attempt, BACKOFF_BASE / 4, 1.0, self.rng))
         raise InitialLoadError(list(pending.values()), timeout=max_init_wait)
 
@@ -281,9 +282,7 @@ class Engine:
                     tg.start_soon(one, state)
         return results
 
-    async def _apply(
-        self, updates: dict[int, Payload], *, initial: bool = False
-    ) -> tuple[RefreshResult, ChangeEvent | None]:
+    async def _apply(self, updates: dict[int, Payload]) -> tuple[RefreshResult, ChangeEvent | None]:
         """Build a candidate from ``updates`` over the current data; validate; swap."""
         async with self._lock:
             old = self.snapshot
@@ -291,20 +290,17 @@ class Engine:
                 updates[i].data if i in updates else state.data
                 for i, state in enumerate(self._states)
             ]
-            root, flat = build([layer for layer in layers if layer])
-
-            if old is not None and not initial:
+            previous = None if old is None else (old._data, old._flat)
+            root, flat, keys = build(layers, previous)
+            if old is not None:
                 staged = bool(self._sentinels) and all(
                     _same(old._flat.get(k, _ABSENT), flat.get(k, _ABSENT)) for k in self._sentinels
                 )
-                keys = frozenset() if staged else diff(old._data, root)
                 if staged or not keys:
                     # Nothing to swap (yet): remember the data, so a later sentinel change or
                     # refresh applies it, and move on.
                     self._commit(updates)
                     return RefreshResult(snapshot=old), None
-            else:
-                keys = frozenset(k for k, v in flat.items() if not is_branch(v))
 
             candidate = Snapshot(
                 root,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -7,11 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aioconfig._merge import build, diff, is_branch, thaw
+from aioconfig._merge import build, is_branch, thaw
 
 
 def test_later_layers_override_and_mappings_deep_merge() -> None:
-    root, flat = build(
+    root, flat, _ = build(
         [
             {"db": {"host": "localhost", "port": 5432}, "debug": False, "tags": [1, 2]},
             {"db": {"port": 6543}, "tags": [3]},
@@ -29,9 +30,9 @@ def test_later_layers_override_and_mappings_deep_merge() -> None:
 
 
 def test_a_scalar_replaces_a_mapping_and_a_mapping_replaces_a_scalar() -> None:
-    _, flat = build([{"a": {"x": 1}}, {"a": 5}])
+    _, flat, _ = build([{"a": {"x": 1}}, {"a": 5}])
     assert flat == {"a": 5}
-    _, flat = build([{"a": {"x": 1}}, {"a": 5}, {"a": {"y": 2}}])
+    _, flat, _ = build([{"a": {"x": 1}}, {"a": 5}, {"a": {"y": 2}}])
     # Only the mappings after the last scalar are merged.
     assert thaw(flat["a"]) == {"y": 2}
     assert "a.x" not in flat
@@ -46,7 +47,7 @@ def test_inputs_are_never_modified() -> None:
 
 
 def test_freezing_makes_everything_read_only() -> None:
-    root, flat = build([{"a": {"list": [1, {"x": [2]}], "set": {1, 2}}}])
+    root, flat, _ = build([{"a": {"list": [1, {"x": [2]}], "set": {1, 2}}}])
     nested = flat["a"]
     assert isinstance(nested, MappingProxyType)
     with pytest.raises(TypeError):
@@ -58,41 +59,70 @@ def test_freezing_makes_everything_read_only() -> None:
 
 def test_non_string_keys_become_strings() -> None:
     data: dict[Any, Any] = {1: {True: "x"}}
-    _, flat = build([data])
+    _, flat, _ = build([data])
     assert flat["1.True"] == "x"
 
 
-def test_diff_reports_added_removed_and_modified_leaves() -> None:
-    old, _ = build([{"a": {"b": 1, "c": 2}, "d": 1, "gone": {"x": 1}}])
-    new, _ = build([{"a": {"b": 1, "c": 3}, "d": True, "e": 0}])
-    assert diff(old, new) == {"a.c", "d", "e", "gone.x"}
-    assert diff(new, new) == frozenset()
+def changes(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> frozenset[str]:
+    """The keys ``build`` reports going from the layers ``before`` to the layers ``after``."""
+    root, flat, _ = build(before)
+    return build(after, (root, flat))[2]
 
 
-def test_diff_sees_type_changes_inside_equal_sections() -> None:
-    old, _ = build([{"a": {"b": {"c": 1, "d": [1]}, "e": 1}}])
-    new, _ = build([{"a": {"b": {"c": True, "d": [1]}, "e": 1}}])
+def test_changes_name_added_removed_and_modified_leaves() -> None:
+    old = {"a": {"b": 1, "c": 2}, "d": 1, "gone": {"x": 1}}
+    new = {"a": {"b": 1, "c": 3}, "d": True, "e": 0}
+    assert changes([old], [new]) == {"a.c", "d", "e", "gone.x"}
+    assert changes([new], [new]) == frozenset()
+    assert changes([old], []) == {"a.b", "a.c", "d", "gone.x"}
+
+
+def test_changes_see_type_changes_inside_equal_sections() -> None:
+    old = {"a": {"b": {"c": 1, "d": [1]}, "e": 1}}
+    new = {"a": {"b": {"c": True, "d": [1]}, "e": 1}}
     assert old == new  # Python's == alone would call these the same
-    assert diff(old, new) == {"a.b.c"}
-    reordered, _ = build([{"a": {"e": 1, "b": {"d": [1], "c": 1.0}}}])
-    assert diff(old, reordered) == {"a.b.c"}
+    assert changes([old], [new]) == {"a.b.c"}
+    assert changes([old], [{"a": {"e": 1, "b": {"d": [1], "c": 1.0}}}]) == {"a.b.c"}
+    in_list = {"s": {"ports": [1, {"tls": True}]}}
+    assert changes([in_list], [{"s": {"ports": [1, {"tls": 1}]}}]) == {"s.ports"}
+    assert changes([in_list], [{"s": {"ports": [True, {"tls": True}]}}]) == {"s.ports"}
+    mixed = {"s": {"x": 1, "y": True, "z": 2.0}}
+    assert changes([mixed], [{"s": {"x": True, "y": 1, "z": 2.0}}]) == {"s.x", "s.y"}
 
 
-def test_diff_sees_empty_mappings_fill_and_empty() -> None:
-    old, _ = build([{"a": {}, "b": {"x": 1}}])
-    new, _ = build([{"a": {"x": 1}, "b": {}}])
-    assert diff(old, new) == {"a", "a.x", "b", "b.x"}
+def test_changes_see_empty_mappings_fill_and_empty() -> None:
+    assert changes([{"a": {}, "b": {"x": 1}}], [{"a": {"x": 1}, "b": {}}]) == {
+        "a",
+        "a.x",
+        "b",
+        "b.x",
+    }
 
 
-def test_diff_sees_a_leaf_turning_into_a_branch() -> None:
-    old, _ = build([{"db": "sqlite://"}])
-    new, _ = build([{"db": {"url": "sqlite://"}}])
-    assert diff(old, new) == {"db", "db.url"}
-    assert diff(new, old) == {"db", "db.url"}
+def test_changes_see_a_leaf_turning_into_a_branch() -> None:
+    leaf: dict[str, Any] = {"db": "sqlite://"}
+    branch: dict[str, Any] = {"db": {"url": "sqlite://"}}
+    assert changes([leaf], [branch]) == {"db", "db.url"}
+    assert changes([branch], [leaf]) == {"db", "db.url"}
+
+
+def test_unchanged_sections_are_shared_with_the_previous_tree() -> None:
+    data = {f"s{i}": {"k": i, "l": [i]} for i in range(3)}
+    root, flat, _ = build([data])
+    new_root, new_flat, keys = build([{**data, "s1": {"k": -1, "l": [1]}}], (root, flat))
+    assert keys == {"s1.k"}
+    assert new_root["s0"] is root["s0"] and new_root["s2"] is root["s2"]
+    assert new_root["s1"]["l"] is root["s1"]["l"]  # even an equal leaf is kept
+    assert flat["s1.k"] == 1  # the previous index is untouched
+    assert new_flat["s1.k"] == -1
+
+
+def test_nan_is_not_a_change_every_time() -> None:
+    assert changes([{"x": float("nan")}], [{"x": float("nan")}]) == frozenset()
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
     lambda children: (
         st.lists(children, max_size=3)
         | st.dictionaries(st.text("abc", min_size=1, max_size=3), children, max_size=3)
@@ -104,7 +134,7 @@ json_objects = st.dictionaries(st.text("abcd", min_size=1, max_size=3), json_val
 
 @given(json_objects)
 def test_a_single_layer_round_trips(data: dict[str, Any]) -> None:
-    root, _ = build([data])
+    root, _, _ = build([data])
     assert thaw(root) == data
 
 
@@ -118,7 +148,7 @@ def test_merging_matches_a_reference_implementation(a: dict[str, Any], b: dict[s
             return out
         return y
 
-    root, flat = build([a, b])
+    root, flat, _ = build([a, b])
     expected = reference(a, b)
     assert thaw(root) == expected
     # Every flat key points at the value found by walking the nested tree.
@@ -129,20 +159,38 @@ def test_merging_matches_a_reference_implementation(a: dict[str, Any], b: dict[s
         assert node is value or node == value
 
 
-@given(json_objects, json_objects)
-def test_diff_names_exactly_the_leaves_that_differ(a: dict[str, Any], b: dict[str, Any]) -> None:
-    ra, fa = build([a])
-    rb, fb = build([b])
-    assert diff(ra, ra) == frozenset()
-    assert diff(ra, build([a])[0]) == frozenset()
-    leaves_a = {k: v for k, v in fa.items() if not is_branch(v)}
-    leaves_b = {k: v for k, v in fb.items() if not is_branch(v)}
-    expected = {
-        k
-        for k in leaves_a.keys() | leaves_b.keys()
-        if k not in leaves_a
-        or k not in leaves_b
-        or type(leaves_a[k]) is not type(leaves_b[k])
-        or leaves_a[k] != leaves_b[k]
-    }
-    assert diff(ra, rb) == expected
+def leaves(flat: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in flat.items() if not is_branch(v)}
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal, with the same types all the way down (so 1, 1.0 and True differ)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, Mapping):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def oracle(old_flat: dict[str, Any], new_flat: dict[str, Any]) -> set[str]:
+    """Changed leaves, the slow obvious way: compare every leaf of two full indexes."""
+    a, b = leaves(old_flat), leaves(new_flat)
+    return {k for k in a.keys() | b.keys() if k not in a or k not in b or not same(a[k], b[k])}
+
+
+@given(st.lists(json_objects, max_size=3), st.lists(json_objects, max_size=3))
+def test_an_incremental_build_equals_a_full_one(
+    before: list[dict[str, Any]], after: list[dict[str, Any]]
+) -> None:
+    old_root, old_flat, _ = build(before)
+    kept = dict(old_flat)
+    root, flat, keys = build(after, (old_root, old_flat))
+    full_root, full_flat, _ = build(after)
+    assert same(root, full_root)  # never a stale value, not even a stale type
+    assert flat.keys() == full_flat.keys()
+    assert all(same(flat[k], full_flat[k]) for k in flat)
+    assert keys == oracle(old_flat, full_flat)
+    assert old_flat == kept  # the previous snapshot's index is never touched
+    assert build(after, (full_root, full_flat))[2] == frozenset()

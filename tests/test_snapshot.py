@@ -9,7 +9,7 @@ from aioconfig._merge import build
 
 
 def make(data: dict[str, object], version: int = 1) -> Snapshot:
-    root, flat = build([data])
+    root, flat, _ = build([data])
     return Snapshot(root, flat, version=version, sources=("test",))
 
 

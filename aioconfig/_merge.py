@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ("build", "is_branch", "thaw")
+__all__ = ("build", "thaw")
 
 _FrozenMap = MappingProxyType
 _MISSING: Any = object()
@@ -251,11 +251,6 @@ def _freeze_value(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return frozenset(_freeze_value(item) for item in value)
     return value
-
-
-def is_branch(value: Any) -> bool:
-    """Whether a flat-index value is an inner node (a non-empty mapping), not a leaf."""
-    return type(value) is _FrozenMap and len(value) > 0
 
 
 def thaw(value: Any) -> Any:

@@ -29,7 +29,7 @@ import anyio
 import anyio.abc
 
 from ._clock import Clock
-from ._events import ChangeEvent, Hub
+from ._events import ChangeEvent, Hub, key_matches
 from ._exceptions import (
     ClosedError,
     ConfigError,
@@ -293,8 +293,9 @@ class Engine:
             previous = None if old is None else (old._data, old._flat)
             root, flat, keys = build(layers, previous)
             if old is not None:
-                staged = bool(self._sentinels) and all(
-                    _same(old._flat.get(k, _ABSENT), flat.get(k, _ABSENT)) for k in self._sentinels
+                # Sentinels: hold everything back until a watched key (or one under it) changes.
+                staged = bool(self._sentinels) and not any(
+                    key_matches(key, self._sentinels) for key in keys
                 )
                 if staged or not keys:
                     # Nothing to swap (yet): remember the data, so a later sentinel change or
@@ -434,13 +435,6 @@ class Engine:
 class _Timeout(SourceUnavailable):
     def __init__(self, source: str) -> None:
         super().__init__(source, "no answer before max_init_wait ran out")
-
-
-_ABSENT: Any = object()
-
-
-def _same(a: Any, b: Any) -> bool:
-    return a is b or (type(a) is type(b) and a == b)
 
 
 def _combine(errors: list[Exception]) -> Exception:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aioconfig._merge import build, is_branch, thaw
+from aioconfig._merge import build, thaw
 
 
 def test_later_layers_override_and_mappings_deep_merge() -> None:
@@ -157,6 +157,10 @@ def test_merging_matches_a_reference_implementation(a: dict[str, Any], b: dict[s
         for part in path.split("."):
             node = node[part]
         assert node is value or node == value
+
+
+def is_branch(value: Any) -> bool:
+    return type(value) is MappingProxyType and len(value) > 0
 
 
 def leaves(flat: dict[str, Any]) -> dict[str, Any]:

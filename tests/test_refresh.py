@@ -479,3 +479,12 @@ async def test_a_watch_that_keeps_failing_to_reopen_is_reported_once() -> None:
         source.fail(None)
         await clock.advance(31)
         assert config["a"] == 2
+
+
+async def test_a_sentinel_may_name_a_whole_section() -> None:
+    source = MutableSource({"release": {"id": 1, "by": "ci"}, "db": {"host": "a"}})
+    async with load(source, mode="manual", refresh_on=["release"]) as config:
+        source.set({"release": {"id": 1, "by": "ci"}, "db": {"host": "b"}})
+        assert not (await config.refresh(force=True)).changed
+        source.set({"release": {"id": 2, "by": "ci"}, "db": {"host": "b"}})
+        assert (await config.refresh(force=True)).keys == {"release.id", "db.host"}

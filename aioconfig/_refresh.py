@@ -133,7 +133,8 @@ class Engine:
         self._on_error = on_refresh_error
         self.clock = clock
         self.rng = rng
-        self.backoff_cap = max(refresh_interval, BACKOFF_BASE) if refresh_interval else BACKOFF_BASE
+        # Never wait longer than a poll would; with no interval (lazy or manual), 1 s.
+        self.backoff_cap = refresh_interval or BACKOFF_BASE
         self.snapshot: Snapshot | None = None
         self._lock = anyio.Lock()
         self._flight: _Flight | None = None

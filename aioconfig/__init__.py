@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._cache import Cache as Cache
+from ._cache import FileCache as FileCache
 from ._config import Config as Config
 from ._config import ConfigStatistics as ConfigStatistics
 from ._config import load as load
@@ -23,12 +25,14 @@ from ._snapshot import Snapshot as Snapshot
 __version__ = "0.1.0"
 
 __all__ = (
+    "Cache",
     "ChangeEvent",
     "ChangeStream",
     "ClosedError",
     "Config",
     "ConfigError",
     "ConfigStatistics",
+    "FileCache",
     "InitialLoadError",
     "KeyNotFound",
     "LoadError",

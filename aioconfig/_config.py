@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar, overload
 import anyio
 import anyio.abc
 
+from ._cache import Cache
 from ._clock import Clock, SystemClock
 from ._events import ChangeStream, Hub
 from ._exceptions import ClosedError, KeyNotFound
@@ -97,6 +98,7 @@ class Config(Mapping[str, Any]):
         on_refresh_error: Callback | None,
         clock: Clock,
         rng: random.Random,
+        cache: Cache | None = None,
     ) -> None:
         self._flat: Any = _NOT_OPEN
         self._snapshot: Snapshot | None = None
@@ -117,6 +119,7 @@ class Config(Mapping[str, Any]):
             on_refresh_error=on_refresh_error,
             clock=clock,
             rng=rng,
+            cache=cache,
         )
         self._stack: AsyncExitStack | None = None
         self._host: asyncio.Task[None] | None = None
@@ -362,6 +365,7 @@ def load(
     on_change: Callback | None = None,
     on_refresh_success: Callback | None = None,
     on_refresh_error: Callback | None = None,
+    cache: Cache | None = None,
     clock: Clock | None = None,
     seed: int | None = None,
 ) -> Config:
@@ -390,6 +394,10 @@ def load(
         raise ValueError(f"mode must be one of {', '.join(map(repr, _MODES))}; got {mode!r}")
     if mode == "auto" and refresh_interval == 0:
         raise ValueError("refresh_interval must be greater than 0 in 'auto' mode")
+    if cache is not None and not isinstance(cache, Cache):
+        raise TypeError(
+            f"cache must have async get(key) and set(key, value), got {type(cache).__name__}"
+        )
     sentinels = tuple(w if isinstance(w, WatchKey) else WatchKey(w) for w in refresh_on)
     for name, callback in (
         ("validate", validate),
@@ -412,6 +420,7 @@ def load(
         on_refresh_error=on_refresh_error,
         clock=SystemClock() if clock is None else clock,
         rng=random.Random(seed),
+        cache=cache,
     )
 
 

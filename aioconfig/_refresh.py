@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -28,6 +29,7 @@ from typing import Any, Literal
 import anyio
 import anyio.abc
 
+from . import _cache
 from ._clock import Clock
 from ._events import ChangeEvent, Hub, key_matches
 from ._exceptions import (
@@ -119,8 +121,13 @@ class Engine:
         on_refresh_error: Callback | None,
         clock: Clock,
         rng: random.Random,
+        cache: _cache.Cache | None = None,
     ) -> None:
         self._states = [_SourceState(source) for source in sources]
+        self._cache = cache
+        self._cache_key = _cache.cache_key([source.name for source in sources])
+        # Started from the cache: every source is polled until one full refresh succeeds.
+        self._degraded = False
         self._publish = publish
         self._hub = hub
         self.interval = refresh_interval
@@ -156,7 +163,83 @@ class Engine:
     # ------------------------------------------------------------------ start-up
 
     async def initial_load(self, max_init_wait: float) -> None:
-        """Build the first good snapshot; retry transient failures for up to ``max_init_wait``."""
+        """Build the first good snapshot; retry transient failures for up to ``max_init_wait``.
+
+        With a cache, a start-up that fails for any reason starts from the cached snapshot
+        instead, if there is a usable one.
+        """
+        try:
+            await self._initial_load(max_init_wait)
+        except InitialLoadError as exc:
+            if self._cache is None or not await self._start_from_cache(exc):
+                raise
+            return
+        if self._cache is not None and self.snapshot is not None:
+            await self._store(self.snapshot)
+
+    async def _start_from_cache(self, error: InitialLoadError) -> bool:
+        assert self._cache is not None
+        where = repr(self._cache)
+        try:
+            raw = await self._cache.get(self._cache_key)
+        except Exception as exc:
+            logger.warning("reading the cache %s failed: %s: %s", where, type(exc).__name__, exc)
+            return False
+        if raw is None:
+            return False
+        entry = _cache.decode(raw, key=self._cache_key, where=where)
+        if entry is None:
+            return False
+        root, flat, _ = build([entry.data])
+        snapshot = Snapshot(
+            root,
+            flat,
+            version=1,
+            sources=tuple(state.source.name for state in self._states),
+            created_at=entry.created_at,
+            from_cache=True,
+        )
+        if self._validate is not None:
+            try:
+                outcome = self._validate(snapshot)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception as exc:
+                logger.warning("ignoring the cache %s: rejected by validate: %s", where, exc)
+                return False
+        logger.warning(
+            "starting from the cached configuration of %s (%d keys left out as secrets); "
+            "retrying the sources: %s",
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.created_at)),
+            len(entry.omitted),
+            error,
+        )
+        self.snapshot = snapshot
+        self._publish(snapshot)
+        self._degraded = True
+        self.last_error = error
+        self._scheduled(success=False)
+        return True
+
+    async def _store(self, snapshot: Snapshot) -> None:
+        """Write ``snapshot`` to the cache; a failure is logged, never raised."""
+        if self._cache is None:
+            return
+        try:
+            value = _cache.encode(
+                snapshot.to_dict(),
+                key=self._cache_key,
+                version=snapshot.version,
+                sources=snapshot.sources,
+                store_secrets=bool(getattr(self._cache, "store_secrets", False)),
+            )
+            await self._cache.set(self._cache_key, value)
+        except Exception as exc:
+            logger.warning(
+                "writing the cache %r failed: %s: %s", self._cache, type(exc).__name__, exc
+            )
+
+    async def _initial_load(self, max_init_wait: float) -> None:
         pending: dict[int, Exception] = {}
         attempt = 0
         with anyio.move_on_after(max_init_wait):
@@ -182,11 +265,19 @@ class Engine:
         self._tg = tg
         if self.mode != "auto":
             return
+        if not self._degraded:  # else: once the sources are back (see _run_flight)
+            self._start_watches()
+        tg.start_soon(self._poll_loop, name="aioconfig poll")
+
+    def _start_watches(self) -> None:
+        assert self._tg is not None
+        if self.mode != "auto":
+            return
         for state in self._states:
             if state.source.can_watch:
                 state.watching = True
-                tg.start_soon(self._watch_loop, state, name=f"aioconfig watch {state.source.name}")
-        tg.start_soon(self._poll_loop, name="aioconfig poll")
+                name = f"aioconfig watch {state.source.name}"
+                self._tg.start_soon(self._watch_loop, state, name=name)
 
     # ------------------------------------------------------------------ refresh
 
@@ -229,6 +320,11 @@ class Engine:
                 failure.__cause__ = exc
                 result = RefreshResult(error=failure, snapshot=self.snapshot)
             self._scheduled(success=result.error is None)
+            if result.error is None and self._degraded:
+                self._degraded = False
+                logger.info("the sources answered again: the cached configuration is replaced")
+                if self._tg is not None:
+                    self._start_watches()
             flight.result = result
             await self._report(result, event)
         finally:
@@ -293,7 +389,7 @@ class Engine:
             ]
             previous = None if old is None else (old._data, old._flat)
             root, flat, keys = build(layers, previous)
-            if old is not None:
+            if old is not None and not old.from_cache:
                 # Sentinels: hold everything back until a watched key (or one under it) changes.
                 staged = bool(self._sentinels) and not any(
                     key_matches(key, self._sentinels) for key in keys
@@ -369,6 +465,7 @@ class Engine:
             logger.debug(
                 "configuration version %d: %d keys changed", event.new.version, len(event.keys)
             )
+            await self._store(event.new)
             await _call(self._on_change, event, "on_change")
         await _call(self._on_success, result, "on_refresh_success")
 

@@ -23,7 +23,7 @@ class Snapshot(Mapping[str, Any]):
     accepts dotted paths.
     """
 
-    __slots__ = ("_data", "_flat", "created_at", "sources", "version")
+    __slots__ = ("_data", "_flat", "created_at", "from_cache", "sources", "version")
 
     def __init__(
         self,
@@ -33,6 +33,7 @@ class Snapshot(Mapping[str, Any]):
         version: int,
         sources: tuple[str, ...] = (),
         created_at: float | None = None,
+        from_cache: bool = False,
     ) -> None:
         # Built by the engine from ``_merge.build``; not meant to be constructed by users.
         self._data = data
@@ -43,6 +44,9 @@ class Snapshot(Mapping[str, Any]):
         self.sources = sources
         #: Wall-clock time (``time.time()``) at which the snapshot was made.
         self.created_at = time.time() if created_at is None else created_at
+        #: True when the sources could not be reached at start-up and this snapshot is the
+        #: last good configuration read back from the cache (``load(..., cache=...)``).
+        self.from_cache = from_cache
 
     def __getitem__(self, key: str) -> Any:
         try:
@@ -79,6 +83,9 @@ class Snapshot(Mapping[str, Any]):
     def __repr__(self) -> str:
         # Values stay out of the repr: they may be secrets.
         sources = list(self.sources)
-        return f"<Snapshot version={self.version} keys={len(self._flat)} sources={sources!r}>"
+        cached = " from_cache=True" if self.from_cache else ""
+        return (
+            f"<Snapshot version={self.version} keys={len(self._flat)} sources={sources!r}{cached}>"
+        )
 
     __hash__ = None  # type: ignore[assignment]  # Mapping equality, no hashing

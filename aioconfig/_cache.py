@@ -1,0 +1,215 @@
+"""The persistent last-known-good cache: what lets a service start when its store is down.
+
+After each good snapshot the engine writes it to the cache; at start-up, if the sources give no
+first good configuration within ``max_init_wait``, the Config starts from the cached one
+(``snapshot.from_cache`` is true) and keeps retrying the sources in the background.
+
+A cache is anything with ``async get(key) -> bytes | None`` and ``async set(key, value)``
+(ConfigCat's custom-cache shape), so Redis or a shared volume can stand in for a file. The bytes
+are an envelope of aioconfig's own (JSON: format marker, key, sources, version, time, data),
+so a corrupt, truncated or foreign entry is recognised and ignored with a warning.
+
+Secrets: keys whose last segment matches ``SECRET_PATTERNS`` (``*password*``, ``*secret*``,
+``*token*``, and names ending in ``key``) are left out of the entry, their names listed, unless
+the cache says ``store_secrets = True``. A Config started from such an entry lacks those keys
+until the sources answer.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import anyio.to_thread
+import orjson
+
+__all__ = ("SECRET_PATTERNS", "Cache", "CacheEntry", "FileCache", "cache_key", "decode", "encode")
+
+logger = logging.getLogger("aioconfig")
+
+#: Key names (the last dotted segment, case-insensitive) treated as secrets.
+SECRET_PATTERNS: tuple[str, ...] = ("*password*", "*secret*", "*token*", "*key")
+
+_MARKER = "aioconfig-cache"
+_FORMAT = 1
+
+
+@runtime_checkable
+class Cache(Protocol):
+    """Where the last good configuration is kept between runs.
+
+    Set ``store_secrets = True`` on a cache to have secret keys written too (in clear text).
+    """
+
+    async def get(self, key: str) -> bytes | None:
+        """The entry stored under ``key``, or None."""
+        ...
+
+    async def set(self, key: str, value: bytes) -> None:
+        """Store ``value`` under ``key``, replacing what was there."""
+        ...
+
+
+class FileCache:
+    """A cache in one local file, replaced atomically (temp file, fsync, rename).
+
+    A crash mid-write leaves the previous file intact, never a torn one. The file is created
+    readable by its owner only. ``store_secrets=True`` writes secret keys in clear text too;
+    by default they are left out.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, store_secrets: bool = False) -> None:
+        self.path = os.fspath(path)
+        self.store_secrets = store_secrets
+
+    def __repr__(self) -> str:
+        return f"FileCache({self.path!r}, store_secrets={self.store_secrets!r})"
+
+    async def get(self, key: str) -> bytes | None:
+        return await anyio.to_thread.run_sync(self._read)
+
+    async def set(self, key: str, value: bytes) -> None:
+        await anyio.to_thread.run_sync(self._write, value)
+
+    def _read(self) -> bytes | None:
+        try:
+            with open(self.path, "rb") as file:
+                return file.read()
+        except FileNotFoundError:
+            return None
+
+    def _write(self, value: bytes) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=".aioconfig-", suffix=".tmp", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(value)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            try:
+                os.unlink(temporary)
+            except OSError:
+                pass
+            raise
+        try:  # make the rename itself durable
+            dir_fd = os.open(directory, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(dir_fd)
+        except OSError:
+            pass
+        finally:
+            os.close(dir_fd)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """A decoded cache entry."""
+
+    data: dict[str, Any]
+    version: int
+    created_at: float
+    sources: tuple[str, ...]
+    omitted: tuple[str, ...]
+
+
+def cache_key(source_names: Sequence[str]) -> str:
+    """The cache key of a Config: a digest of its sources' names, in order."""
+    digest = hashlib.sha256("\n".join(source_names).encode("utf-8", "surrogateescape"))
+    return "aioconfig:" + digest.hexdigest()[:32]
+
+
+def is_secret(path: str, patterns: Iterable[str] = SECRET_PATTERNS) -> bool:
+    """Whether the dotted key ``path`` names a secret (by its last segment)."""
+    name = path.rpartition(".")[2].lower()
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def encode(
+    data: dict[str, Any],
+    *,
+    key: str,
+    version: int,
+    sources: Sequence[str],
+    store_secrets: bool,
+) -> bytes:
+    """The envelope for ``data`` (a deep, mutable copy the caller gives away)."""
+    omitted: list[str] = []
+    if not store_secrets:
+        _strip_secrets(data, "", omitted)
+    envelope = {
+        "format": _MARKER,
+        "format_version": _FORMAT,
+        "key": key,
+        "version": version,
+        "created_at": time.time(),
+        "sources": list(sources),
+        "omitted": omitted,
+        "data": data,
+    }
+    return orjson.dumps(envelope, default=_jsonable)
+
+
+def decode(raw: bytes, *, key: str, where: str) -> CacheEntry | None:
+    """The entry in ``raw``, or None (with a warning naming ``where``) if it is not usable."""
+    try:
+        envelope = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        logger.warning("ignoring the cache %s: corrupt or truncated", where)
+        return None
+    if not isinstance(envelope, dict) or envelope.get("format") != _MARKER:
+        logger.warning("ignoring the cache %s: not an aioconfig cache entry", where)
+        return None
+    if envelope.get("format_version") != _FORMAT:
+        logger.warning(
+            "ignoring the cache %s: entry format %r, expected %r",
+            where,
+            envelope.get("format_version"),
+            _FORMAT,
+        )
+        return None
+    if envelope.get("key") != key:
+        logger.warning("ignoring the cache %s: it was written for other sources", where)
+        return None
+    data = envelope.get("data")
+    version, created_at = envelope.get("version"), envelope.get("created_at")
+    sources, omitted = envelope.get("sources"), envelope.get("omitted")
+    if (
+        not isinstance(data, dict)
+        or not isinstance(version, int)
+        or not isinstance(created_at, (int, float))
+        or not isinstance(sources, list)
+        or not isinstance(omitted, list)
+    ):
+        logger.warning("ignoring the cache %s: malformed entry", where)
+        return None
+    return CacheEntry(
+        data, version, float(created_at), tuple(map(str, sources)), tuple(map(str, omitted))
+    )
+
+
+def _strip_secrets(node: dict[str, Any], prefix: str, omitted: list[str]) -> None:
+    for name in list(node):
+        path = prefix + name
+        if is_secret(path):
+            del node[name]
+            omitted.append(path)
+        elif isinstance(node[name], dict):
+            _strip_secrets(node[name], path + ".", omitted)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    raise TypeError(f"cannot store a {type(value).__name__} in the cache")

@@ -36,3 +36,11 @@ def test_readme_example_runs(
     # Where an example says what it prints, it prints that.
     for expected in re.findall(r"# prints: (.+)$", code, re.MULTILINE):
         assert expected.rstrip() in printed, (expected, printed)
+
+
+def test_ci_runs_exactly_the_readme_commands() -> None:
+    commands = re.search(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    assert commands is not None
+    first, second = commands.group(1).strip().splitlines()
+    assert "examples/quickstart.py" in first and "pytest" in second
+    assert second in (ROOT / ".ci" / "run").read_text().splitlines()

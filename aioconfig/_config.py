@@ -183,7 +183,8 @@ class Config(Mapping[str, Any]):
 
         Unless ``force`` is true, returns at once with an unchanged result when less than
         ``refresh_interval`` has passed since the last check (or, in ``"manual"`` mode,
-        always). Concurrent callers join the refresh in flight and all get its result.
+        always) and no refresh is in flight. Callers that arrive while a refresh is in flight
+        join it and all get its result.
         Failures do not raise: they come back in ``result.error`` and the last good snapshot
         keeps serving.
         """

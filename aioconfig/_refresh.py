@@ -251,6 +251,10 @@ class Engine:
                     if outcome.error is not None:
                         raise InitialLoadError([outcome.error]) from outcome.error
                     self._scheduled(success=True)
+                    if self.jitter:
+                        # The first poll lands anywhere in the first interval: a fleet that
+                        # restarts together (a deploy) spreads out at once, not over hours.
+                        self._poll_due = self.clock.now() + self.rng.uniform(0, self.interval)
                     return
                 fatal = [e for e in pending.values() if not getattr(e, "transient", False)]
                 if fatal:
@@ -283,7 +287,7 @@ class Engine:
 
     async def refresh(self, force: bool) -> RefreshResult:
         """Refresh every source, or return at once when not due (see ``Config.refresh``)."""
-        if not force:
+        if not force and self._flight is None:  # a refresh in flight is always joined
             if self.mode == "manual" or self.clock.now() < self._not_before:
                 return RefreshResult(snapshot=self.snapshot)
         return await self._shared(self._states)
@@ -347,7 +351,9 @@ class Engine:
             try:
                 loaded = await source.load(state.token)
             except SourceUnavailable as exc:
-                if not source.optional:
+                # An optional source may be missing (a 404, no such file), and may be down
+                # before it was ever seen; once seen, a blip (a 503) keeps its last data.
+                if not source.optional or (exc.transient and state.data is not None):
                     errors[i] = exc
                     return
                 loaded = (
@@ -359,8 +365,10 @@ class Engine:
                 errors[i] = exc
                 return
             except Exception as exc:  # a bug or an unexpected failure inside a source
+                # The exception's text stays out of the message (it may quote anything, secrets
+                # included); it is chained for whoever logs the traceback.
                 wrapped = SourceError(
-                    source.name, f"unexpected {type(exc).__name__}: {exc}", transient=True
+                    source.name, f"unexpected {type(exc).__name__}", transient=True
                 )
                 wrapped.__cause__ = exc
                 errors[i] = wrapped

@@ -1,4 +1,4 @@
-"""Where configuration comes from: files, the environment, fixed mappings."""
+"""Where configuration comes from: files, the environment, fixed mappings, HTTP, etcd."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from ._base import Payload as Payload
 from ._base import Source as Source
 from ._env import Env as Env
 from ._file import File as File
+from ._http import Http as Http
 from ._static import Static as Static
 
-__all__ = ("Env", "File", "NotModified", "Payload", "Source", "Static")
+__all__ = ("Env", "File", "Http", "NotModified", "Payload", "Source", "Static")

@@ -1,0 +1,451 @@
+"""A document at an HTTP(S) URL, polled with conditional requests so an unchanged one costs a 304.
+
+Errors name the URL with its user:password@ removed and its query values masked
+(``https://host/app.json?token=***``), and never quote a header: any header the user passes may be
+a credential. Exceptions from aiohttp are not chained either, since theirs carry the full URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import errno
+import functools
+import hashlib
+import logging
+import math
+import re
+import socket
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, replace
+from http import HTTPStatus
+from ssl import SSLContext
+
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
+
+from .._exceptions import ParseError, SourceError, SourceUnavailable
+from ._base import NotModified, Payload, Source
+from ._formats import FORMATS, Format, format_from_path, parse
+
+__all__ = ("Http",)
+
+logger = logging.getLogger("aioconfig")
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_CHUNK = 64 * 1024
+
+# Content types that say what the document is. Anything else falls back to the URL's suffix:
+# servers label files they do not know as text/plain or application/octet-stream.
+_CONTENT_TYPES: dict[str, Format] = {
+    "application/json": "json",
+    "text/json": "json",
+    "application/toml": "toml",
+    "application/x-toml": "toml",
+    "text/toml": "toml",
+    "text/x-toml": "toml",
+    "application/yaml": "yaml",
+    "application/x-yaml": "yaml",
+    "text/yaml": "yaml",
+    "text/x-yaml": "yaml",
+}
+_SUFFIXED: dict[str, Format] = {"+json": "json", "+toml": "toml", "+yaml": "yaml"}
+# An HTML page is an error or login page (a captive portal, an SSO proxy), never configuration,
+# whatever the URL's suffix says.
+_HTML = frozenset({"text/html", "application/xhtml+xml"})
+_MIME = re.compile(r"[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+")
+_ACCEPT: dict[Format | None, str] = {
+    None: "application/json, application/yaml, application/toml, text/plain;q=0.5, */*;q=0.1",
+    "json": "application/json, */*;q=0.1",
+    "toml": "application/toml, */*;q=0.1",
+    "yaml": "application/yaml, */*;q=0.1",
+    "ini": "text/plain, */*;q=0.1",
+    "env": "text/plain, */*;q=0.1",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _HttpToken:
+    """Which version was fetched: the validators the server gave, and a digest of the body."""
+
+    etag: str | None
+    last_modified: str | None
+    digest: bytes
+
+
+class Http(Source):
+    """A configuration document at a URL, fetched with aiohttp.
+
+    ``Http("https://config.internal/app.json", headers={"Authorization": "Bearer ..."})``.
+    The format comes from ``format=``, else the response's Content-Type, else the URL's suffix.
+
+    Each load is one GET (following up to ``max_redirects`` redirects), bounded by ``timeout``
+    seconds of real time in all (redirects and body included) and by ``max_bytes`` of body.
+    It sends ``If-None-Match`` / ``If-Modified-Since`` from the last 200, so an unchanged
+    document costs a 304 and no parse; a 200 whose body is byte-for-byte the last one (a server
+    without validators) is read and hashed but not parsed either.
+
+    TLS certificates are verified (aiohttp's default). ``ssl=`` takes an ``ssl.SSLContext``
+    for a private CA or client certificates; a context that does not verify turns verification
+    off, so only pass one on purpose. ``proxy=`` is an ``http://`` (or ``https://``) proxy URL;
+    user:password@ in it becomes ``Proxy-Authorization``. Environment variables such as
+    ``HTTPS_PROXY`` are not read. User:password@ in ``url`` becomes ``Authorization: Basic``.
+    On a redirect to another origin (scheme, host, port) no header from ``headers`` and no
+    Authorization is sent: any of them may be a credential.
+
+    ``session=``: an ``aiohttp.ClientSession`` to use and leave open (its cookie jar, default
+    headers and ``trust_env`` apply; ``timeout``, ``max_bytes`` and the redirect rules still
+    do). Without one, the source makes its own on the first load, without a cookie jar, and
+    closes it in :meth:`aclose`.
+
+    How failures are reported (``transient`` decides whether ``load()`` keeps retrying at
+    start-up; a running Config retries every failure with backoff):
+
+    * 5xx, 408, 429, timeouts, refused or reset connections: :class:`SourceUnavailable`,
+      transient;
+    * 404 and 410: :class:`SourceUnavailable`, not transient: a missing config URL rarely
+      appears by itself. With ``optional=True`` the engine counts it as empty;
+    * other 4xx (401, 403, ...), too many redirects, and a body over ``max_bytes``:
+      :class:`SourceError`, not transient: asking again will not change the answer until
+      someone changes the server or the settings;
+    * a malformed body or a content type that is not configuration: :class:`ParseError`.
+    """
+
+    def __init__(
+        self,
+        url: str | URL,
+        *,
+        format: Format | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 10.0,
+        max_bytes: int = 10 * 1024 * 1024,
+        max_redirects: int = 5,
+        proxy: str | URL | None = None,
+        ssl: SSLContext | None = None,
+        session: aiohttp.ClientSession | None = None,
+        optional: bool = False,
+    ) -> None:
+        parsed = _http_url(url, "url")
+        self._name = _public_name(parsed)
+        if format is not None and format not in FORMATS:
+            known = ", ".join(FORMATS)
+            raise ValueError(f"unknown format {format!r}; expected one of: {known}")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise ValueError(f"timeout must be a finite number > 0, got {timeout!r}")
+        _check_int("max_bytes", max_bytes, 1)
+        _check_int("max_redirects", max_redirects, 0)
+        if ssl is not None and not isinstance(ssl, SSLContext):
+            raise TypeError(f"ssl must be an ssl.SSLContext or None, got {type(ssl).__name__}")
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise TypeError(
+                f"session must be an aiohttp.ClientSession, got {type(session).__name__}"
+            )
+
+        base: CIMultiDict[str] = CIMultiDict()
+        base["Accept"] = _ACCEPT[format]
+        user: CIMultiDict[str] = CIMultiDict()
+        if parsed.raw_user is not None or parsed.raw_password is not None:
+            credentials = f"{parsed.user or ''}:{parsed.password or ''}".encode()
+            user["Authorization"] = "Basic " + base64.b64encode(credentials).decode("ascii")
+            parsed = parsed.with_user(None)
+        for key, value in (headers or {}).items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise TypeError("headers must map str to str")
+            if any(c in key or c in value for c in "\r\n\0"):
+                # Never the value in the message: it may be a token.
+                raise ValueError(f"header {key!r} contains a line break or NUL")
+            user[key] = value
+
+        self._url = parsed
+        self._format = format
+        self._base_headers = base
+        self._user_headers = user
+        self._timeout = float(timeout)
+        self._max_bytes = max_bytes
+        self._max_redirects = max_redirects
+        self._proxy = None if proxy is None else _http_url(proxy, "proxy")
+        self._ssl: SSLContext | bool = True if ssl is None else ssl
+        self._given_session = session
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+        self.optional = optional
+
+    def __repr__(self) -> str:
+        format = "" if self._format is None else f", format={self._format!r}"
+        return f"{type(self).__name__}({self._name!r}{format})"
+
+    @property
+    def name(self) -> str:
+        """The URL without user:password@ and with query values masked: it shows in logs."""
+        return self._name
+
+    @property
+    def format(self) -> Format | None:
+        """The format given as ``format=``; None means: decided per response."""
+        return self._format
+
+    async def load(self, token: Hashable | None) -> Payload | NotModified:
+        previous = token if isinstance(token, _HttpToken) else None
+        session = self._session_for_load()
+        try:
+            return await self._get(session, previous)
+        except SourceError:
+            raise
+        # Before ClientError: aiohttp's ServerTimeoutError is both.
+        except asyncio.TimeoutError:
+            raise SourceUnavailable(self._name, f"timed out after {self._timeout:g}s") from None
+        except aiohttp.ClientError as exc:
+            raise _client_error(self._name, exc) from None
+
+    async def aclose(self) -> None:
+        """Close the session this source made (never one passed as ``session=``)."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _session_for_load(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise SourceError(self._name, "this source is closed")
+        if self._given_session is not None:
+            if self._given_session.closed:
+                raise SourceError(self._name, "the session passed as session= is closed")
+            return self._given_session
+        if self._session is None:
+            # Made here, not in __init__: a ClientSession belongs to the running event loop.
+            headers = {"User-Agent": _user_agent()}
+            self._session = aiohttp.ClientSession(
+                headers=headers, cookie_jar=aiohttp.DummyCookieJar()
+            )
+        return self._session
+
+    async def _get(
+        self, session: aiohttp.ClientSession, previous: _HttpToken | None
+    ) -> Payload | NotModified:
+        """One GET, following redirects by hand.
+
+        By hand, because aiohttp keeps custom headers (an X-Api-Key, say) on a redirect to
+        another host, and its ``max_redirects=5`` follows only four.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        conditional: CIMultiDict[str] = CIMultiDict()
+        if previous is not None:
+            if previous.etag is not None:
+                conditional["If-None-Match"] = previous.etag
+            if previous.last_modified is not None:
+                conditional["If-Modified-Since"] = previous.last_modified
+        headers = CIMultiDict(self._base_headers)
+        headers.update(self._user_headers)
+        headers.update(conditional)
+        url = self._url
+        seen = {url}
+        redirects = 0
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise asyncio.TimeoutError
+            async with session.get(
+                url,
+                headers=headers,
+                allow_redirects=False,
+                proxy=self._proxy,
+                ssl=self._ssl,
+                timeout=aiohttp.ClientTimeout(total=remaining),
+            ) as response:
+                status = response.status
+                if status not in _REDIRECTS:
+                    return await self._answer(response, previous)
+                location = response.headers.get("Location")
+            if location is None:
+                raise SourceError(self._name, f"{_status_text(status)} without a Location header")
+            try:
+                target = url.join(URL(location))
+            except ValueError:
+                raise SourceError(self._name, f"{_status_text(status)} to an invalid URL") from None
+            if target.scheme not in ("http", "https") or not target.host:
+                raise SourceError(self._name, "redirected to a URL that is not http(s)")
+            redirects += 1
+            if redirects > self._max_redirects:
+                raise SourceError(
+                    self._name, f"too many redirects (max_redirects={self._max_redirects})"
+                )
+            if target in seen:
+                raise SourceError(self._name, "redirect loop")
+            if target.origin() != url.origin():
+                headers = CIMultiDict(self._base_headers)
+                headers.update(conditional)
+            seen.add(target)
+            url = target
+
+    async def _answer(
+        self, response: aiohttp.ClientResponse, previous: _HttpToken | None
+    ) -> Payload | NotModified:
+        status = response.status
+        if status == 304:
+            if previous is None:
+                raise SourceError(self._name, "HTTP 304 Not Modified to an unconditional request")
+            etag = response.headers.get("ETag")
+            logger.debug("%s: HTTP 304 Not Modified", self._name)
+            if etag is not None and etag != previous.etag:
+                return NotModified(replace(previous, etag=etag))
+            return NotModified(previous)
+        if status not in (200, 203):
+            raise _status_error(self._name, status)
+        format = self._format or self._format_of(response)
+        body = await self._read(response)
+        token = _HttpToken(
+            etag=response.headers.get("ETag"),
+            last_modified=response.headers.get("Last-Modified"),
+            digest=hashlib.blake2b(body, digest_size=16).digest(),
+        )
+        if previous is not None and previous.digest == token.digest:
+            logger.debug("%s: HTTP %d, the same %d bytes as before", self._name, status, len(body))
+            return NotModified(token)
+        logger.debug("%s: HTTP %d, %d bytes", self._name, status, len(body))
+        return Payload(parse(body, format, self._name), token)
+
+    def _format_of(self, response: aiohttp.ClientResponse) -> Format:
+        """The format the Content-Type names, else the one the URL's suffix implies."""
+        raw = response.headers.get("Content-Type", "")
+        mime = raw.partition(";")[0].strip().lower()
+        if not _MIME.fullmatch(mime):
+            mime = ""  # missing or garbled: never quote a garbled header
+        format = _CONTENT_TYPES.get(mime)
+        if format is None:
+            format = next((f for s, f in _SUFFIXED.items() if mime.endswith(s)), None)
+        if format is not None:
+            return format
+        if mime in _HTML:
+            raise ParseError(
+                self._name, f"expected a configuration document, got content type {mime!r}"
+            )
+        format = format_from_path(self._url.path)
+        if format is not None:
+            return format
+        what = f"content type {mime!r}" if mime else "a response without a Content-Type"
+        known = ", ".join(FORMATS)
+        raise ParseError(
+            self._name,
+            f"cannot tell the format of {what} from a URL without a known suffix; "
+            f"pass format= one of: {known}",
+        )
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        """The body, refused as soon as it is known to exceed ``max_bytes``."""
+        limit = self._max_bytes
+        length = response.content_length
+        if length is not None and length > limit:
+            raise SourceError(
+                self._name, f"response body of {length} bytes exceeds max_bytes={limit}"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                # Drop the connection rather than drain a body that may never end.
+                response.close()
+                raise SourceError(self._name, f"response body exceeds max_bytes={limit}")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _http_url(value: str | URL, what: str) -> URL:
+    if not isinstance(value, (str, URL)):
+        raise TypeError(f"{what} must be a str or yarl.URL, got {type(value).__name__}")
+    try:
+        url = URL(value)
+        ok = url.scheme in ("http", "https") and bool(url.host)
+    except ValueError:
+        ok = False
+    if not ok:
+        # Not the URL itself: it may hold a password.
+        raise ValueError(f"{what} must be an absolute http:// or https:// URL")
+    return url
+
+
+def _public_name(url: URL) -> str:
+    """``url`` as it may be shown: no user:password@, no fragment, query values masked."""
+    name = str(url.with_user(None).with_query(None).with_fragment(None))
+    if url.raw_query_string:
+        parts = url.raw_query_string.split("&")
+        # A part without "=" may itself be a token.
+        masked = [part.partition("=")[0] + "=***" if "=" in part else "***" for part in parts]
+        name += "?" + "&".join(masked)
+    return name
+
+
+def _check_int(what: str, value: object, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{what} must be >= {minimum}, got {value!r}")
+
+
+def _status_text(status: int) -> str:
+    """``HTTP 503 Service Unavailable``: the standard phrase, never the server's own text."""
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def _status_error(source: str, status: int) -> SourceError:
+    problem = _status_text(status)
+    if status >= 500 or status in (408, 429):
+        return SourceUnavailable(source, problem)
+    if status in (404, 410):
+        return SourceUnavailable(source, problem, transient=False)
+    return SourceError(source, problem)
+
+
+def _os_problem(error: OSError) -> str:
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, ConnectionResetError):
+        return "connection reset"
+    if isinstance(error, socket.gaierror):
+        return "cannot resolve the host name"
+    return f"cannot connect ({error.strerror})" if error.strerror else "cannot connect"
+
+
+def _client_error(source: str, exc: aiohttp.ClientError) -> SourceError:
+    """A SourceError built from the kind of failure only: aiohttp's own text quotes the URL."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return SourceError(source, "TLS certificate verification failed")
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return SourceUnavailable(source, "TLS handshake failed")
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return SourceUnavailable(source, f"cannot reach the proxy: {_os_problem(exc.os_error)}")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return SourceUnavailable(source, _os_problem(exc.os_error))
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        problem = f"the proxy answered {_status_text(exc.status)}"
+        if exc.status >= 500 or exc.status in (408, 429):
+            return SourceUnavailable(source, problem)
+        return SourceError(source, problem)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return SourceUnavailable(source, "connection lost mid-body")
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return SourceUnavailable(source, "server disconnected")
+    if isinstance(exc, aiohttp.ClientOSError):
+        if isinstance(exc, ConnectionResetError) or exc.errno == errno.ECONNRESET:
+            return SourceUnavailable(source, "connection reset")
+        return SourceUnavailable(source, f"I/O error ({exc.strerror or type(exc).__name__})")
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return SourceUnavailable(source, "malformed HTTP response")
+    return SourceUnavailable(source, f"request failed ({type(exc).__name__})")
+
+
+@functools.cache
+def _user_agent() -> str:
+    # Imported late: this module loads while the aioconfig package itself is still importing.
+    from .. import __version__
+
+    return f"aioconfig/{__version__} aiohttp/{aiohttp.__version__}"

@@ -94,6 +94,7 @@ class _SourceState:
     token: Hashable | None = None
     data: Any = None
     watching: bool = False
+    pushes: int = 0  # versions applied from the watch; a poll that began earlier is stale
 
 
 @dataclass(slots=True)
@@ -339,15 +340,16 @@ class Engine:
 
     async def _fetch(
         self, states: Sequence[_SourceState], errors: dict[int, Exception]
-    ) -> dict[int, Payload]:
+    ) -> _Fetched:
         """Load ``states`` concurrently. Returns new payloads; records failures in ``errors``."""
-        results: dict[int, Payload] = {}
+        results = _Fetched()
         index = {id(state): i for i, state in enumerate(self._states)}
 
         async def one(state: _SourceState) -> None:
             i = index[id(state)]
             source = state.source
             self.fetches += 1
+            pushes = results.pushes[i] = state.pushes
             try:
                 loaded = await source.load(state.token)
             except SourceUnavailable as exc:
@@ -376,7 +378,7 @@ class Engine:
             errors.pop(i, None)
             if isinstance(loaded, Payload):
                 results[i] = loaded
-            else:
+            elif state.pushes == pushes:
                 state.token = loaded.token
 
         if len(states) == 1:
@@ -387,10 +389,19 @@ class Engine:
                     tg.start_soon(one, state)
         return results
 
-    async def _apply(self, updates: dict[int, Payload]) -> tuple[RefreshResult, ChangeEvent | None]:
+    async def _apply(
+        self, updates: dict[int, Payload], *, pushed: bool = False
+    ) -> tuple[RefreshResult, ChangeEvent | None]:
         """Build a candidate from ``updates`` over the current data; validate; swap."""
         async with self._lock:
             old = self.snapshot
+            if isinstance(updates, _Fetched):
+                # A watch may have applied a newer version while this poll was on its way:
+                # the polled copy would roll it back.
+                for i in [i for i in updates if updates.pushes[i] != self._states[i].pushes]:
+                    del updates[i]
+                if not updates:
+                    return RefreshResult(snapshot=old), None
             layers = [
                 updates[i].data if i in updates else state.data
                 for i, state in enumerate(self._states)
@@ -405,7 +416,7 @@ class Engine:
                 if staged or not keys:
                     # Nothing to swap (yet): remember the data, so a later sentinel change or
                     # refresh applies it, and move on.
-                    self._commit(updates)
+                    self._commit(updates, pushed)
                     return RefreshResult(snapshot=old), None
 
             candidate = Snapshot(
@@ -429,7 +440,7 @@ class Engine:
                         error.__cause__ = exc
                     return RefreshResult(error=error, snapshot=old), None
 
-            self._commit(updates)
+            self._commit(updates, pushed)
             self.snapshot = candidate
             self._publish(candidate)
             event = None
@@ -438,11 +449,13 @@ class Engine:
                 self._hub.publish(event)
             return RefreshResult(changed=True, keys=keys, snapshot=candidate), event
 
-    def _commit(self, updates: dict[int, Payload]) -> None:
+    def _commit(self, updates: dict[int, Payload], pushed: bool) -> None:
         for i, payload in updates.items():
             state = self._states[i]
             state.data = payload.data
             state.token = payload.token
+            if pushed:
+                state.pushes += 1
 
     def _scheduled(self, *, success: bool) -> None:
         now = self.clock.now()
@@ -497,11 +510,11 @@ class Engine:
 
         async def emit(payload: Payload | SourceError) -> None:
             nonlocal failures
-            failures = 0
             if isinstance(payload, SourceError):
                 await self._report(RefreshResult(error=payload, snapshot=self.snapshot))
                 return
-            result, event = await self._apply({index: payload})
+            failures = 0
+            result, event = await self._apply({index: payload}, pushed=True)
             await self._report(result, event)
 
         while True:
@@ -536,6 +549,14 @@ class Engine:
                 await state.source.aclose()
             except Exception:
                 logger.exception("closing source %s failed", state.source.name)
+
+
+class _Fetched(dict[int, Payload]):
+    """Payloads from a poll, with each source's push count when its load began."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pushes: dict[int, int] = {}
 
 
 class _Timeout(SourceUnavailable):

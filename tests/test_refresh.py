@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import statistics
+from functools import partial
 from typing import Any
 
 import anyio
@@ -528,3 +529,32 @@ async def test_a_restarted_fleet_spreads_its_first_polls_over_an_interval() -> N
             firsts.append(clock.sleeps[0])
     assert min(firsts) < 3 and max(firsts) > 27
     assert 1 / 6 < sum(f < 10 for f in firsts) / len(firsts) < 1 / 2
+
+
+async def test_a_poll_that_began_before_a_push_never_rolls_it_back() -> None:
+    pusher = MutableSource({"v": 0}, name="pusher", push=True)
+    slow = MutableSource({"other": 1}, name="slow")
+    hold: anyio.Event | None = None
+
+    async def validate(candidate: Snapshot) -> None:
+        if hold is not None:
+            await hold.wait()  # keeps the watch's apply of v=1 waiting
+
+    async with load(pusher, slow, refresh_interval=30, jitter=0, validate=validate) as config:
+        hold = anyio.Event()
+        pusher.set({"v": 1})
+        await anyio.wait_all_tasks_blocked()  # the watch is applying v=1, held in validate
+        slow.gate = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(partial(config.refresh, force=True))
+            await anyio.wait_all_tasks_blocked()  # the poll read v=1; the slow source waits
+            hold.set()
+            hold = None
+            await anyio.wait_all_tasks_blocked()
+            pusher.set({"v": 2})  # pushed and applied while the poll is still on its way
+            await anyio.wait_all_tasks_blocked()
+            assert config["v"] == 2
+            slow.set({"other": 2})
+            slow.gate.set()
+        assert config["v"] == 2  # the polled v=1 was dropped, not swapped back in
+        assert config["other"] == 2

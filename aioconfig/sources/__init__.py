@@ -6,8 +6,9 @@ from ._base import NotModified as NotModified
 from ._base import Payload as Payload
 from ._base import Source as Source
 from ._env import Env as Env
+from ._etcd import Etcd as Etcd
 from ._file import File as File
 from ._http import Http as Http
 from ._static import Static as Static
 
-__all__ = ("Env", "File", "Http", "NotModified", "Payload", "Source", "Static")
+__all__ = ("Env", "Etcd", "File", "Http", "NotModified", "Payload", "Source", "Static")

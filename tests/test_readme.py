@@ -2,15 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+
+
+@contextlib.contextmanager
+def etcd_with(keys: dict[str, str]) -> Iterator[Any]:
+    from etcd_server import EtcdClient, EtcdCluster, etcd_binary
+
+    if etcd_binary() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("the etcd binary is not installed: apt-get install etcd-server")
+        pytest.skip("the etcd binary is not installed: apt-get install etcd-server")
+
+    async def put(endpoints: list[str]) -> None:
+        async with EtcdClient(endpoints) as client:
+            for key, value in keys.items():
+                await client.put(key, value)
+
+    with EtcdCluster() as etcd:
+        anyio.run(put, etcd.endpoints)
+        yield etcd
 
 
 def test_the_readme_has_examples() -> None:
@@ -24,7 +47,11 @@ def test_readme_example_runs(
     shutil.copy(ROOT / "examples" / "settings.toml", tmp_path / "settings.toml")
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {"__name__": "readme_example"}
-    exec(compile(code, "README.md", "exec"), namespace)
+    with contextlib.ExitStack() as stack:
+        if "Etcd(" in code:  # the etcd example runs against a real etcd of its own
+            etcd = stack.enter_context(etcd_with({"/myapp/db/host": "db.from-etcd"}))
+            monkeypatch.setenv("ETCD_ENDPOINTS", ",".join(etcd.endpoints))
+        exec(compile(code, "README.md", "exec"), namespace)
     app = namespace.get("app")
     if app is not None:  # the web example: serve one request through it
         from starlette.testclient import TestClient

@@ -12,7 +12,14 @@ import time
 
 from _common import ROOT, machine
 
-SCRIPTS = ("bench_read.py", "bench_single_flight.py", "bench_refresh.py", "bench_memory.py")
+SCRIPTS = (
+    "bench_read.py",
+    "bench_single_flight.py",
+    "bench_refresh.py",
+    "bench_memory.py",
+    "bench_http.py",
+    "bench_etcd_propagation.py",  # needs the etcd binary (apt-get install etcd-server)
+)
 
 
 def main() -> int:

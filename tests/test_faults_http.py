@@ -23,6 +23,7 @@ import anyio.lowlevel
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from http_helpers import open_connections, wait_until
 
 from aioconfig import ChangeEvent, Config, ParseError, SourceError, SourceUnavailable, load
 from aioconfig.sources._http import Http
@@ -102,22 +103,8 @@ async def serving(faults: FaultServer) -> AsyncIterator[TestServer]:
         await server.close()
 
 
-def open_connections(server: TestServer) -> int:
-    assert server.runner is not None and server.runner.server is not None
-    return len(server.runner.server.connections)
-
-
 def task_names() -> list[str]:
     return sorted(task.get_name() for task in asyncio.all_tasks())
-
-
-async def wait_until(condition: Callable[[], bool]) -> None:
-    """Poll ``condition`` with short real sleeps: the other end of a socket is not a task."""
-    with anyio.fail_after(5):
-        while True:
-            if condition():
-                return
-            await anyio.sleep(0.002)
 
 
 class Harness:

@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from anyio.abc import SocketAttribute
+from http_helpers import open_connections, wait_until
 from multidict import CIMultiDict
 
 from aioconfig import InitialLoadError, load
@@ -52,20 +53,6 @@ def _coroutine(handler: Handler) -> Handler:
         return await handler(request)
 
     return call
-
-
-def open_connections(server: TestServer) -> int:
-    assert server.runner is not None and server.runner.server is not None
-    return len(server.runner.server.connections)
-
-
-async def wait_until(condition: Callable[[], bool]) -> None:
-    """Poll ``condition`` with short real sleeps: the other end of a socket is not a task."""
-    with anyio.fail_after(5):
-        while True:
-            if condition():
-                return
-            await anyio.sleep(0.002)
 
 
 class Doc:

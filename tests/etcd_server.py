@@ -21,6 +21,7 @@ as a real client would: tests never mock etcd.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -453,7 +454,8 @@ class EtcdClient:
                             raise EtcdError(url, response.status, text)
                         result: dict[str, Any] = json.loads(text)
                         return result
-                except (aiohttp.ClientError, TimeoutError) as exc:
+                # asyncio.TimeoutError: on 3.10 it is not the builtin TimeoutError
+                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                     last = exc
         assert last is not None
         raise last

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import aioconfig
+import aioconfig.flags
 import aioconfig.sources
 
 
 def test_all_is_sorted_and_complete() -> None:
-    for module in (aioconfig, aioconfig.sources):
+    for module in (aioconfig, aioconfig.sources, aioconfig.flags):
         assert list(module.__all__) == sorted(module.__all__), module.__name__
         assert isinstance(module.__all__, tuple)
         public = {

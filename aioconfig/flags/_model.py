@@ -1,0 +1,624 @@
+"""The parsed form of a ConfigCat ``config_v6.json`` document, and the parser that builds it.
+
+Everything an evaluation can work out without a user is worked out here, once per document:
+segments and the salt are attached where they are used, comparison values become frozensets,
+versions and numbers are parsed, hash salts are encoded, percentage options become a 100-slot
+lookup table, prerequisite keys are resolved to their settings, and every possible outcome is
+an ``EvaluationDetails`` made in advance. An evaluation then only looks at the user.
+
+Where the line between "malformed document" and "evaluation error" runs:
+
+* ``ParseError`` (the whole document is refused) when the document is not config_v6-shaped:
+  not JSON, not an object, no ``f``, a field of the wrong JSON type, a segment index that
+  does not exist, a missing comparison value. ConfigCat's SDK either fails to load such a
+  document or does something accidental with it; neither is worth copying.
+* An evaluation error (the default value plus ``error``, only when an evaluation reaches the
+  problem, exactly as the SDK reports it) for what the SDK itself checks lazily: an unknown
+  setting type, a value that does not fit its setting's type, an unknown comparator, a missing
+  attribute name, a date out of range, an unknown or mistyped prerequisite, a circular
+  prerequisite. One such setting does not stop the others from being served.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from hashlib import sha1
+from typing import Any
+
+from .._exceptions import ParseError
+from ..sources._formats import _decode
+from ._compare import (
+    COMPARATOR_TEXTS,
+    COMPARISON_KINDS,
+    DATE_COMPARATORS,
+    HASHED_COMPARATORS,
+    TEXT_COMPARATORS,
+    Check,
+    build_check,
+)
+from ._details import EvaluationDetails
+
+__all__ = (
+    "FlagConfig",
+    "Percentages",
+    "PrerequisiteCondition",
+    "Rule",
+    "Segment",
+    "SegmentCondition",
+    "Setting",
+    "UserCondition",
+    "parse_flags",
+)
+
+# Setting type number -> (field of a value object, Python type of the value).
+_SETTING_TYPES: dict[int, tuple[str, type]] = {
+    0: ("b", bool),
+    1: ("s", str),
+    2: ("i", int),
+    3: ("d", float),
+}
+_VALUE_FIELDS: tuple[tuple[str, type], ...] = (("b", bool), ("s", str), ("i", int), ("d", float))
+
+UNKNOWN_COMPARATOR = "Comparison operator is missing or invalid."
+
+
+class UserCondition:
+    """``User.<attribute> <comparator> <comparison value>``."""
+
+    __slots__ = ("attribute", "check", "comparator", "early_error", "text", "textual")
+
+    def __init__(
+        self,
+        attribute: str,
+        comparator: int,
+        check: Check,
+        text: str,
+        early_error: str | None,
+    ) -> None:
+        self.attribute = attribute
+        self.comparator = comparator
+        self.check = check
+        #: How the log and the warnings show the condition (hashed values masked).
+        self.text = text
+        #: The SDK fails the evaluation as soon as it reaches this condition.
+        self.early_error = early_error
+        #: Reads the attribute as text: a non-string attribute is converted, with a warning.
+        self.textual = comparator in TEXT_COMPARATORS
+
+
+class Segment:
+    """A named, reusable AND of user conditions (hashes salted with the name)."""
+
+    __slots__ = ("conditions", "name")
+
+    def __init__(self, name: str, conditions: tuple[UserCondition, ...]) -> None:
+        self.name = name
+        self.conditions = conditions
+
+
+class SegmentCondition:
+    """``User IS IN SEGMENT`` (comparator 0) or ``IS NOT IN SEGMENT`` (1)."""
+
+    __slots__ = ("comparator", "segment")
+
+    def __init__(self, segment: Segment, comparator: int | None) -> None:
+        self.segment = segment
+        self.comparator = comparator
+
+
+class PrerequisiteCondition:
+    """``Flag <key> EQUALS <value>`` (comparator 0) or ``DOES NOT EQUAL`` (1)."""
+
+    __slots__ = ("comparator", "comparison", "error", "key", "raw_value", "target")
+
+    def __init__(
+        self, key: str | None, comparator: int | None, raw_value: Mapping[str, Any] | None
+    ) -> None:
+        self.key = key
+        self.comparator = comparator
+        self.raw_value = raw_value
+        self.comparison: object = None
+        #: Set by ``_link``: the setting the key names, or an error the SDK would raise.
+        self.target: Setting | None = None
+        self.error: str | None = None
+
+
+Condition = UserCondition | SegmentCondition | PrerequisiteCondition
+
+
+class Percentages:
+    """Percentage options, with the option for each hash bucket 0..99 worked out in advance."""
+
+    __slots__ = ("outcomes", "percentages", "table", "values")
+
+    def __init__(
+        self,
+        percentages: tuple[float, ...],
+        values: tuple[object, ...],
+        outcomes: tuple[EvaluationDetails[Any] | str, ...],
+    ) -> None:
+        self.percentages = percentages
+        self.values = values
+        #: Per option: its result, or the error the SDK raises when it is picked.
+        self.outcomes = outcomes
+        # Option i takes bucket b when b < p0 + ... + pi and no earlier option does; -1: none
+        # does (the percentages add up to less than 100), and the evaluation moves on.
+        table = []
+        for bucket in range(100):
+            total: float = 0
+            chosen = -1
+            for index, percentage in enumerate(percentages):
+                total += percentage
+                if bucket < total:
+                    chosen = index
+                    break
+            table.append(chosen)
+        self.table = tuple(table)
+
+
+class Rule:
+    """A targeting rule: conditions (AND), then a served value or percentage options."""
+
+    __slots__ = ("conditional", "conditions", "index", "percentages", "served", "served_value")
+
+    def __init__(
+        self,
+        index: int,
+        conditional: bool,
+        conditions: tuple[Condition, ...],
+        served: EvaluationDetails[Any] | str | None,
+        served_value: object,
+        percentages: Percentages | None,
+    ) -> None:
+        self.index = index
+        #: The rule lists conditions (perhaps none the SDK knows, which then all hold). A rule
+        #: without any goes straight to its percentage options, ignoring its served value.
+        self.conditional = conditional
+        self.conditions = conditions
+        #: The result when the conditions match, an error string when the served value is
+        #: unusable (the SDK raises on reaching the rule), or None: use the percentages.
+        self.served = served
+        self.served_value = served_value
+        self.percentages = percentages
+
+
+class Setting:
+    """One feature flag or setting, ready to evaluate."""
+
+    __slots__ = (
+        "fixed",
+        "key",
+        "key_hasher",
+        "outcome",
+        "percentage_attribute",
+        "percentages",
+        "rules",
+        "setting_type",
+    )
+
+    def __init__(
+        self,
+        key: str,
+        setting_type: int | None,
+        outcome: EvaluationDetails[Any] | str,
+        rules: tuple[Rule, ...],
+        percentages: Percentages | None,
+        percentage_attribute: str | None,
+    ) -> None:
+        self.key = key
+        self.setting_type = setting_type
+        #: The result when nothing else decides, or the error the SDK raises then.
+        self.outcome = outcome
+        self.rules = rules
+        self.percentages = percentages
+        self.percentage_attribute = percentage_attribute
+        #: SHA-1 fed with the key: percentage buckets hash key + attribute, so copy and go on.
+        self.key_hasher = sha1(key.encode())
+        #: The result for every user when nothing can depend on the user: the fast path.
+        self.fixed = (
+            outcome if not rules and percentages is None and not isinstance(outcome, str) else None
+        )
+
+
+class FlagConfig:
+    """A parsed ``config_v6.json``: the settings by key, ready for ``evaluate``. Immutable."""
+
+    __slots__ = ("_settings", "salt", "source")
+
+    def __init__(self, settings: dict[str, Setting], salt: str, source: str) -> None:
+        self._settings = settings
+        #: The config salt (``p.s``) that hashed comparison values were made with.
+        self.salt = salt
+        #: The name given to ``parse_flags``, for messages.
+        self.source = source
+
+    def keys(self) -> list[str]:
+        """The setting keys, in document order."""
+        return list(self._settings)
+
+    def __len__(self) -> int:
+        return len(self._settings)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._settings
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._settings)
+
+    def __repr__(self) -> str:
+        return f"<FlagConfig {self.source!r}: {len(self._settings)} settings>"
+
+
+def parse_flags(
+    document: Mapping[str, Any] | bytes | str, *, source: str = "<flags>"
+) -> FlagConfig:
+    """Parse a ConfigCat ``config_v6.json`` document (JSON text or already decoded).
+
+    Raises ``ParseError`` naming ``source`` and the place in the document when the document is
+    malformed; the message never quotes a value.
+    """
+    if isinstance(document, (bytes, str)):
+        data: object = _load_json(document, source)
+    else:
+        data = document
+    return _Parser(source).document(data)
+
+
+def _load_json(document: bytes | str, source: str) -> object:
+    """JSON text as the SDK reads it, with the standard library, not orjson.
+
+    The difference is in the values: orjson turns an integer beyond 64 bits into a float, where
+    ``json`` (and so ConfigCat's SDK) keeps it exact, and it refuses ``NaN`` and lone surrogate
+    escapes, which ``json`` reads. Speed does not matter here: a document is parsed once.
+    """
+    text = _decode(document, source) if isinstance(document, bytes) else document
+    if not text.strip():
+        raise ParseError(source, "empty document", line=1, column=1)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:  # its messages never quote the document
+        raise ParseError(source, exc.msg, line=exc.lineno, column=exc.colno) from None
+    except RecursionError:
+        raise ParseError(source, "nested too deeply") from None
+
+
+class _Parser:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.prerequisites: list[PrerequisiteCondition] = []
+
+    # -- shapes ----------------------------------------------------------------------------
+
+    def fail(self, path: str, problem: str) -> ParseError:
+        return ParseError(self.source, f"{path}: {problem}" if path else problem)
+
+    def mapping(self, node: object, path: str) -> Mapping[str, Any]:
+        if not isinstance(node, Mapping):
+            raise self.fail(path, f"expected an object, got {_kind(node)}")
+        return node
+
+    def sequence(self, node: object, path: str) -> Sequence[Any]:
+        if not isinstance(node, (list, tuple)):
+            raise self.fail(path, f"expected a list, got {_kind(node)}")
+        return node
+
+    def optional_sequence(self, parent: Mapping[str, Any], field: str, path: str) -> Sequence[Any]:
+        if field not in parent:
+            return ()
+        return self.sequence(parent[field], _join(path, field))
+
+    def optional_string(self, parent: Mapping[str, Any], field: str, path: str) -> str | None:
+        node = parent.get(field)
+        if node is not None and not isinstance(node, str):
+            raise self.fail(_join(path, field), f"expected a string, got {_kind(node)}")
+        return node
+
+    def optional_int(self, parent: Mapping[str, Any], field: str, path: str) -> int | None:
+        node = parent.get(field)
+        if node is not None and (not isinstance(node, int) or isinstance(node, bool)):
+            raise self.fail(_join(path, field), f"expected an integer, got {_kind(node)}")
+        return node
+
+    def optional_mapping(
+        self, parent: Mapping[str, Any], field: str, path: str
+    ) -> Mapping[str, Any] | None:
+        node = parent.get(field)
+        return None if node is None else self.mapping(node, _join(path, field))
+
+    # -- the document ----------------------------------------------------------------------
+
+    def document(self, data: object) -> FlagConfig:
+        if not isinstance(data, Mapping):  # worded as for JSON text (sources._formats)
+            kind = "null" if data is None else type(data).__name__
+            raise self.fail("", f"top level must be a mapping, got {kind}")
+        root = data
+        preferences = self.mapping(root.get("p", {}), "p")
+        salt = self.optional_string(preferences, "s", "p") or ""
+        if "f" not in root:
+            raise self.fail("", "no 'f' (settings) object")
+        raw_settings = self.mapping(root["f"], "f")
+        segments = tuple(
+            self.segment(node, f"s[{index}]", salt)
+            for index, node in enumerate(self.optional_sequence(root, "s", ""))
+        )
+        settings: dict[str, Setting] = {}
+        for key, node in raw_settings.items():
+            if not isinstance(key, str):
+                raise self.fail("f", f"setting keys must be strings, got {_kind(key)}")
+            settings[key] = self.setting(key, node, salt, segments)
+        for condition in self.prerequisites:
+            _link(condition, settings)
+        return FlagConfig(settings, salt, self.source)
+
+    def segment(self, node: object, path: str, salt: str) -> Segment:
+        segment = self.mapping(node, path)
+        name = self.optional_string(segment, "n", path) or ""
+        suffix = self.encode(salt, "p.s") + self.encode(name, f"{path}.n")
+        conditions = tuple(
+            self.user_condition(item, f"{path}.r[{index}]", suffix)
+            for index, item in enumerate(self.optional_sequence(segment, "r", path))
+        )
+        return Segment(name, conditions)
+
+    def setting(self, key: str, node: object, salt: str, segments: tuple[Segment, ...]) -> Setting:
+        path = f"f[{key!r}]"
+        setting = self.mapping(node, path)
+        setting_type = self.optional_int(setting, "t", path)
+        percentage_attribute = self.optional_string(setting, "a", path)
+        suffix = self.encode(salt, "p.s") + self.encode(key, path)
+        _, outcome = self.outcome(setting, setting_type, path, key, None, None)
+        rules = tuple(
+            self.rule(item, f"{path}.r[{index}]", index, key, setting_type, suffix, segments)
+            for index, item in enumerate(self.optional_sequence(setting, "r", path))
+        )
+        percentages = self.percentages(setting, path, key, setting_type, None)
+        return Setting(key, setting_type, outcome, rules, percentages, percentage_attribute)
+
+    def outcome(
+        self,
+        holder: Mapping[str, Any],
+        setting_type: int | None,
+        path: str,
+        key: str,
+        rule: int | None,
+        option: int | None,
+    ) -> tuple[object, EvaluationDetails[Any] | str]:
+        """The value ``holder`` serves, as a ready result, or the error the SDK raises for it."""
+        raw = self.optional_mapping(holder, "v", path)
+        variation_id = self.optional_string(holder, "i", path)
+        value, error = _typed_value(raw, setting_type)
+        if error is not None:
+            return None, error
+        return value, EvaluationDetails(key, value, variation_id, False, None, rule, option)
+
+    def rule(
+        self,
+        node: object,
+        path: str,
+        index: int,
+        key: str,
+        setting_type: int | None,
+        suffix: bytes,
+        segments: tuple[Segment, ...],
+    ) -> Rule:
+        rule = self.mapping(node, path)
+        raw_conditions = self.optional_sequence(rule, "c", path)
+        conditions: list[Condition] = []
+        for position, item in enumerate(raw_conditions):
+            condition = self.condition(item, f"{path}.c[{position}]", suffix, segments)
+            if condition is not None:
+                conditions.append(condition)
+        served: EvaluationDetails[Any] | str | None = None
+        served_value: object = None
+        holder = self.optional_mapping(rule, "s", path)
+        if holder is not None:
+            served_value, served = self.outcome(holder, setting_type, f"{path}.s", key, index, None)
+        percentages = self.percentages(rule, path, key, setting_type, index)
+        conditional = bool(raw_conditions)
+        if not conditional:
+            served = None
+        return Rule(index, conditional, tuple(conditions), served, served_value, percentages)
+
+    def percentages(
+        self,
+        holder: Mapping[str, Any],
+        path: str,
+        key: str,
+        setting_type: int | None,
+        rule: int | None,
+    ) -> Percentages | None:
+        nodes = self.optional_sequence(holder, "p", path)
+        if not nodes:
+            return None
+        percentages: list[float] = []
+        values: list[object] = []
+        outcomes: list[EvaluationDetails[Any] | str] = []
+        for index, node in enumerate(nodes):
+            option_path = f"{path}.p[{index}]"
+            option = self.mapping(node, option_path)
+            percentage = option.get("p", 0)
+            if not isinstance(percentage, (int, float)) or isinstance(percentage, bool):
+                raise self.fail(f"{option_path}.p", f"expected a number, got {_kind(percentage)}")
+            value, outcome = self.outcome(option, setting_type, option_path, key, rule, index)
+            percentages.append(percentage)
+            values.append(value)
+            outcomes.append(outcome)
+        return Percentages(tuple(percentages), tuple(values), tuple(outcomes))
+
+    def condition(
+        self, node: object, path: str, suffix: bytes, segments: tuple[Segment, ...]
+    ) -> Condition | None:
+        condition = self.mapping(node, path)
+        if condition.get("u") is not None:
+            return self.user_condition(condition["u"], f"{path}.u", suffix)
+        if condition.get("s") is not None:
+            return self.segment_condition(condition["s"], f"{path}.s", segments)
+        if condition.get("p") is not None:
+            return self.prerequisite_condition(condition["p"], f"{path}.p")
+        # The SDK skips a condition of no kind it knows, so it holds: nothing to check.
+        return None
+
+    def user_condition(self, node: object, path: str, suffix: bytes) -> UserCondition:
+        condition = self.mapping(node, path)
+        attribute = self.optional_string(condition, "a", path)
+        comparator = self.optional_int(condition, "c", path)
+        if comparator is None or not 0 <= comparator < len(COMPARISON_KINDS):
+            # Perhaps a comparator from a newer format: only the rules using it are lost.
+            text = f"User.{attribute} <unknown comparator>"
+            return UserCondition(attribute or "", -1, _unknown, text, UNKNOWN_COMPARATOR)
+        field = COMPARISON_KINDS[comparator]
+        if field not in condition:
+            raise self.fail(path, f"comparator {comparator} needs a comparison value '{field}'")
+        comparison = condition[field]
+        field_path = _join(path, field)
+        if field == "l":
+            items = self.sequence(comparison, field_path)
+            if not all(isinstance(item, str) for item in items):
+                raise self.fail(field_path, "expected a list of strings")
+            comparison = tuple(items)
+        elif field == "s":
+            if not isinstance(comparison, str):
+                raise self.fail(field_path, f"expected a string, got {_kind(comparison)}")
+        elif not isinstance(comparison, (int, float)) or isinstance(comparison, bool):
+            raise self.fail(field_path, f"expected a number, got {_kind(comparison)}")
+        text, early_error = _describe(attribute, comparator, comparison)
+        if early_error is None and attribute is None:
+            early_error = "Comparison attribute name is missing."
+        try:
+            check = build_check(comparator, comparison, suffix)
+        except OverflowError:  # float() of an integer beyond any double
+            raise self.fail(field_path, "number out of range") from None
+        return UserCondition(attribute or "", comparator, check, text, early_error)
+
+    def segment_condition(
+        self, node: object, path: str, segments: tuple[Segment, ...]
+    ) -> SegmentCondition:
+        condition = self.mapping(node, path)
+        index = self.optional_int(condition, "s", path)
+        if index is None or not 0 <= index < len(segments):
+            raise self.fail(f"{path}.s", f"no such segment (the document has {len(segments)})")
+        return SegmentCondition(segments[index], self.optional_int(condition, "c", path))
+
+    def prerequisite_condition(self, node: object, path: str) -> PrerequisiteCondition:
+        condition = self.mapping(node, path)
+        prerequisite = PrerequisiteCondition(
+            self.optional_string(condition, "f", path),
+            self.optional_int(condition, "c", path),
+            self.optional_mapping(condition, "v", path),
+        )
+        self.prerequisites.append(prerequisite)
+        return prerequisite
+
+    def encode(self, text: str, path: str) -> bytes:
+        try:
+            return text.encode()
+        except UnicodeEncodeError:  # a lone surrogate, from a Mapping built in Python
+            raise self.fail(path, "not encodable as UTF-8") from None
+
+
+def _unknown(value: object) -> bool:
+    raise AssertionError("unreachable: the condition's early_error stops the evaluation first")
+
+
+def _typed_value(
+    raw: Mapping[str, Any] | None, setting_type: int | None
+) -> tuple[object, str | None]:
+    """The value of a ``v`` object for a setting type, or the error message the SDK gives."""
+    if raw is None:
+        return None, "Value is missing"
+    info = _SETTING_TYPES.get(setting_type) if setting_type is not None else None
+    if info is None:
+        return None, "Unsupported setting type"
+    field, expected = info
+    value = raw.get(field)
+    if value is None or _mismatched(value, expected):
+        return None, f"Setting value is not of the expected type {expected}"
+    return value, None
+
+
+def _mismatched(value: object, expected: type) -> bool:
+    """The SDK's notion of a type mismatch: exact types, except that int and float mix."""
+    actual = type(value)
+    if actual is expected:
+        return False
+    return not ({actual, expected} == {int, float})
+
+
+def _link(condition: PrerequisiteCondition, settings: dict[str, Setting]) -> None:
+    """Resolve a prerequisite's key, and find what the SDK would complain about, in its order."""
+    target = settings.get(condition.key) if condition.key is not None else None
+    if target is None:
+        condition.error = "Prerequisite flag key is missing or invalid."
+        return
+    value, error = _typed_value(condition.raw_value, target.setting_type)
+    if error is not None:
+        condition.error = error
+        return
+    assert condition.raw_value is not None
+    declared = next(
+        (kind for field, kind in _VALUE_FIELDS if condition.raw_value.get(field) is not None), None
+    )
+    assert target.setting_type is not None  # _typed_value accepted the type
+    if declared is not _SETTING_TYPES[target.setting_type][1]:
+        condition.error = (
+            f"Type mismatch between comparison value '{value}' "
+            f"and prerequisite flag '{condition.key}'"
+        )
+        return
+    condition.target = target
+    condition.comparison = value
+
+
+def _describe(attribute: str | None, comparator: int, comparison: object) -> tuple[str, str | None]:
+    """The condition as the log shows it, and the error the SDK meets while formatting it.
+
+    The SDK formats every condition it evaluates, log or no log, and formatting a date turns the
+    number into a datetime: a number beyond year 9999 fails the whole evaluation.
+    """
+    shown: str
+    if comparator in HASHED_COMPARATORS:
+        if isinstance(comparison, tuple):
+            count = len(comparison)
+            shown = f"[<{count} hashed value{'s' if count > 1 else ''}>]"
+        else:
+            shown = "'<hashed value>'"
+    elif isinstance(comparison, tuple):
+        items = list(comparison)
+        if len(items) > 10:
+            rest = len(items) - 10
+            more = "<1 more value>" if rest == 1 else f"<{rest} more values>"
+            shown = f"{str(items[:10])[:-1]}, ... {more}]"
+        else:
+            shown = str(items)
+    elif comparator in DATE_COMPARATORS:
+        try:
+            moment = datetime.fromtimestamp(comparison, timezone.utc)  # type: ignore[arg-type]
+        except (OverflowError, ValueError, OSError) as exc:
+            return f"User.{attribute} {COMPARATOR_TEXTS[comparator]} '{comparison}'", str(exc)
+        stamp = moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+        shown = f"'{comparison}' ({stamp}Z UTC)"
+    else:
+        shown = f"'{comparison}'"
+    return f"User.{attribute} {COMPARATOR_TEXTS[comparator]} {shown}", None
+
+
+def _join(path: str, field: str) -> str:
+    return f"{path}.{field}" if path else field
+
+
+def _kind(node: object) -> str:
+    if node is None:
+        return "null"
+    if isinstance(node, bool):
+        return "a boolean"
+    if isinstance(node, (int, float)):
+        return "a number"
+    if isinstance(node, str):
+        return "a string"
+    if isinstance(node, Mapping):
+        return "an object"
+    if isinstance(node, (list, tuple)):
+        return "a list"
+    return type(node).__name__

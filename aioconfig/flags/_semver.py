@@ -1,0 +1,71 @@
+"""Just enough Semantic Versioning for ConfigCat's semver comparators.
+
+ConfigCat's Python SDK hands these comparisons to the ``semver`` package (3.x), so its grammar and
+ordering are the contract: ``MAJOR.MINOR.PATCH`` with no leading zeros, an optional
+``-prerelease`` of dot-separated identifiers and an optional ``+build`` that never takes part in
+an ordering. Anything else (``v1.2.3``, ``1.2``, surrounding blanks) is not a version at all.
+aioconfig must not depend on ``semver`` at runtime, hence these few lines.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ("SemVer", "parse_semver")
+
+# ASCII only, as the reference parses with re.ASCII: other Unicode digits make no version.
+_NUMBER = r"(?:0|[1-9][0-9]*)"
+_PRE_ID = r"(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)"
+_BUILD_ID = r"[0-9A-Za-z-]+"
+_GRAMMAR = re.compile(
+    rf"({_NUMBER})\.({_NUMBER})\.({_NUMBER})"
+    rf"(?:-({_PRE_ID}(?:\.{_PRE_ID})*))?"
+    rf"(?:\+{_BUILD_ID}(?:\.{_BUILD_ID})*)?",
+    re.ASCII,
+)
+
+# One prerelease identifier as a sort key: numeric ones first, by value (they have no leading
+# zeros, so a longer digit string is a larger number, and no int() is needed for huge ones), then
+# alphanumeric ones in ASCII order.
+_PreKey = tuple[int, int, str]
+
+
+class SemVer:
+    """A parsed version, ordered by precedence (build metadata ignored)."""
+
+    __slots__ = ("core", "pre")
+
+    def __init__(self, core: tuple[int, int, int], pre: tuple[_PreKey, ...] | None) -> None:
+        self.core = core
+        self.pre = pre
+
+    def compare(self, other: SemVer) -> int:
+        """-1, 0 or 1: a release outranks its prereleases; more identifiers outrank fewer."""
+        if self.core != other.core:
+            return -1 if self.core < other.core else 1
+        if self.pre == other.pre:
+            return 0
+        if self.pre is None:
+            return 1
+        if other.pre is None:
+            return -1
+        return -1 if self.pre < other.pre else 1
+
+
+def parse_semver(text: str) -> SemVer | None:
+    """The version ``text`` spells exactly, or None. ``text`` is not stripped here."""
+    match = _GRAMMAR.fullmatch(text)
+    if match is None:
+        return None
+    major, minor, patch, pre = match.groups()
+    try:
+        # int() refuses numbers over sys.get_int_max_str_digits(); so does the reference.
+        core = (int(major), int(minor), int(patch))
+    except ValueError:
+        return None
+    if pre is None:
+        return SemVer(core, None)
+    keys = tuple(
+        (0, len(part), part) if part.isdigit() else (1, 0, part) for part in pre.split(".")
+    )
+    return SemVer(core, keys)

@@ -19,6 +19,7 @@ SCRIPTS = (
     "bench_memory.py",
     "bench_http.py",
     "bench_etcd_propagation.py",  # needs the etcd binary (apt-get install etcd-server)
+    "bench_flags.py",
 )
 
 

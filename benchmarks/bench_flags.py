@@ -1,0 +1,305 @@
+"""Feature-flag evaluation: aioconfig.flags against ConfigCat's own SDK (configcat-client).
+
+One config_v6 document, written below, holds four flags: no rules; 10 targeting rules of mixed
+comparators (text, number, semver, date, hashed, array contains) that the user matches none of
+(the worst case: every rule is tried); a percentage rollout; a rule with a segment condition AND
+a prerequisite flag. Every contender is checked to return the same value before it is timed.
+
+aioconfig: ``evaluate(flags, key, default, user).value`` on ``parse_flags(document)``.
+configcat-client: ``client.get_value(key, default, user)`` on a client that cannot reach the
+network (``offline=True``, manual polling). Two ways to feed it the document are tried on the
+no-rule flag, and the faster is used for every row: an in-memory ``ConfigCache`` holding a
+serialized ``ConfigEntry`` (the SDK parses it once, then compares the cached string per call),
+and ``LocalFileFlagOverrides(path, OverrideBehaviour.LocalOnly)`` (one ``os.stat`` per call).
+The SDK's logger stays at WARNING (at INFO it would also build an evaluation log).
+
+Statistic: best of 5 ``timeit`` rounds, the statement compiled into timeit's loop, each round
+sized to take about 0.1 s; shown as evaluations per second.
+Run: ``python benchmarks/bench_flags.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import os
+import tempfile
+import time
+import timeit
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import configcatclient
+from _common import machine, table
+from configcatclient.configcatoptions import ConfigCatOptions
+from configcatclient.configentry import ConfigEntry
+from configcatclient.interfaces import ConfigCache
+from configcatclient.localfiledatasource import LocalFileFlagOverrides
+from configcatclient.overridedatasource import OverrideBehaviour
+from configcatclient.pollingmode import PollingMode
+from configcatclient.user import User as SdkUser
+
+from aioconfig.flags import User, evaluate, parse_flags
+
+ROUNDS = 5
+ROUND_SECONDS = 0.1
+POOL = 1_000  # users "seen before", cycled through
+SALT = "bench-salt-3f9a"
+TARGET_SPEEDUP = 10.0
+TARGET_DICT_RATIO = 5.0
+
+
+def hashed(value: str, context: str) -> str:
+    """The SDK's hash for the "hashed" comparators (context: the setting key)."""
+    return hashlib.sha256((value + SALT + context).encode()).hexdigest()
+
+
+def served(kind: str, value: Any, variation: str) -> dict[str, Any]:
+    return {"v": {kind: value}, "i": variation}
+
+
+def rule(condition: dict[str, Any], value: str, n: int) -> dict[str, Any]:
+    return {"c": [{"u": condition}], "s": served("s", value, f"r{n}")}
+
+
+def document() -> dict[str, Any]:
+    key = "tenRules"
+    conditions: list[dict[str, Any]] = [
+        {"a": "Email", "c": 32, "l": ["@acme.com", "@initech.com"]},  # ENDS WITH ANY OF
+        {"a": "Country", "c": 0, "l": ["HU", "AT", "DE"]},  # IS ONE OF
+        {"a": "plan", "c": 28, "s": "enterprise"},  # EQUALS
+        {"a": "logins", "c": 14, "d": 1000},  # NUMBER >
+        {"a": "appVersion", "c": 6, "s": "1.0.0"},  # SEMVER <
+        {"a": "appVersion", "c": 4, "l": ["3.0.0", "3.1.0-beta.1"]},  # SEMVER IS ONE OF
+        {"a": "signedUp", "c": 18, "d": 1_500_000_000},  # DATE BEFORE (unix seconds)
+        {"a": "Identifier", "c": 16, "l": [hashed("1", key), hashed("2", key)]},  # SENSITIVE ONE OF
+        {"a": "Email", "c": 22, "l": [f"5_{hashed('admin', key)}"]},  # HASHED STARTS WITH ANY OF
+        {"a": "roles", "c": 34, "l": ["admin", "owner"]},  # ARRAY CONTAINS ANY OF
+    ]
+    return {
+        "p": {"u": "https://cdn-global.configcat.com", "r": 0, "s": SALT},
+        "s": [{"n": "Beta users", "r": [{"a": "Email", "c": 32, "l": ["@example.com"]}]}],
+        "f": {
+            "noRules": {"t": 0, **served("b", True, "v-on")},
+            key: {
+                "t": 1,
+                **served("s", "default", "v-default"),
+                "r": [rule(c, f"variant-{n}", n) for n, c in enumerate(conditions)],
+            },
+            "rollout": {
+                "t": 0,
+                **served("b", False, "v-off"),
+                "p": [
+                    {"p": 30, "v": {"b": True}, "i": "p-on"},
+                    {"p": 70, "v": {"b": False}, "i": "p-off"},
+                ],
+            },
+            "segmentPrereq": {
+                "t": 0,
+                **served("b", False, "v-off"),
+                "r": [
+                    {
+                        "c": [
+                            {"s": {"s": 0, "c": 0}},  # IS IN SEGMENT "Beta users"
+                            {"p": {"f": "noRules", "c": 0, "v": {"b": True}}},  # noRules == true
+                        ],
+                        "s": served("b", True, "v-beta"),
+                    }
+                ],
+            },
+        },
+    }
+
+
+ATTRIBUTES: dict[str, Any] = {
+    "plan": "pro",
+    "logins": 7,
+    "appVersion": "2.3.1",
+    "signedUp": datetime(2023, 5, 17, 12, 0, tzinfo=timezone.utc),
+    "roles": ["editor", "viewer"],
+}
+USER_ARGS: dict[str, Any] = {"email": "ada@example.com", "country": "GB"}
+
+
+class EntryCache(ConfigCache):  # type: ignore[misc]
+    """A ConfigCache that always holds one serialized entry (for whatever cache key)."""
+
+    def __init__(self, serialized: str) -> None:
+        self.serialized = serialized
+
+    def get(self, key: str) -> str:
+        return self.serialized
+
+    def set(self, key: str, value: str) -> None:
+        pass
+
+
+def sdk_key() -> str:
+    # configcatclient.get() hands out one shared instance per key: each client gets its own.
+    return f"configcat-sdk-1/{uuid.uuid4().hex[:22]}/{uuid.uuid4().hex[:22]}"
+
+
+def cache_client(text: str) -> Any:
+    entry = ConfigEntry(
+        config=json.loads(text), etag="bench", config_json_string=text, fetch_time=time.time()
+    )
+    options = ConfigCatOptions(
+        polling_mode=PollingMode.manual_poll(),
+        config_cache=EntryCache(entry.serialize()),
+        offline=True,
+    )
+    return configcatclient.get(sdk_key(), options)
+
+
+def file_client(path: str) -> Any:
+    options = ConfigCatOptions(
+        polling_mode=PollingMode.manual_poll(),
+        flag_overrides=LocalFileFlagOverrides(path, OverrideBehaviour.LocalOnly),
+        offline=True,
+    )
+    return configcatclient.get(sdk_key(), options)
+
+
+def evals_per_s(stmt: str, namespace: dict[str, Any]) -> float:
+    """Best of ROUNDS timeit rounds, each sized to about ROUND_SECONDS, in evaluations/s."""
+    timer = timeit.Timer(stmt, globals=namespace)
+    number, elapsed = 1, 0.0
+    while elapsed < ROUND_SECONDS / 10:
+        number *= 10
+        elapsed = timer.timeit(number)
+    number = max(1, int(number * ROUND_SECONDS / elapsed))
+    return number / min(timer.repeat(repeat=ROUNDS, number=number))
+
+
+# (label, flag key, default, which user expression) — the statements use the names below.
+CASES: list[tuple[str, str, Any, str]] = [
+    ("(1) no rules", "noRules", False, "user"),
+    ("(2) 10 targeting rules, none match (worst case)", "tenRules", "fallback", "user"),
+    ("(3a) % rollout, users seen before (pool of 1,000)", "rollout", False, "pool"),
+    ("(3b) % rollout, a new user each call", "rollout", False, "new"),
+    ("(4) segment condition + prerequisite flag", "segmentPrereq", False, "user"),
+]
+EXPECTED = {"noRules": True, "tenRules": "default", "segmentPrereq": True}
+
+
+def user_expr(kind: str, sdk: bool) -> str:
+    if kind == "user":
+        return "sdk_user" if sdk else "user"
+    if kind == "pool":
+        return "next(sdk_pool)" if sdk else "next(pool)"
+    return "SdkUser(str(next(ids)))" if sdk else "User(str(next(ids)))"
+
+
+def main() -> None:
+    logging.getLogger("configcat").setLevel(logging.WARNING)
+    doc = document()
+    text = json.dumps(doc, separators=(",", ":"))
+    flags = parse_flags(text.encode(), source="bench_flags.py")
+    user = User("user-4711", custom=ATTRIBUTES, **USER_ARGS)
+    sdk_user = SdkUser("user-4711", custom=dict(ATTRIBUTES), **USER_ARGS)
+    identifiers = [f"pool-{i}" for i in range(POOL)]
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "config_v6.json")
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(text)
+        try:
+            clients = {"in-memory ConfigCache": cache_client(text), "local file": file_client(path)}
+            for client in clients.values():
+                if not client.is_offline():
+                    raise SystemExit("configcat-client is not offline: refusing to run")
+
+            # Same answers from both, for every case, before anything is timed.
+            for _, key, default, kind in CASES:
+                for ident in [*identifiers[:50], "user-4711"] if kind != "user" else ["user-4711"]:
+                    ours = User(ident, custom=ATTRIBUTES, **USER_ARGS)
+                    theirs = SdkUser(ident, custom=dict(ATTRIBUTES), **USER_ARGS)
+                    mine = evaluate(flags, key, default, ours)
+                    if mine.error is not None:
+                        raise SystemExit(f"{key}: aioconfig failed: {mine.error}")
+                    for name, client in clients.items():
+                        details = client.get_value_details(key, default, theirs)
+                        if details.error or details.value != mine.value:
+                            raise SystemExit(f"{key}: {name} disagrees: {details.value!r}")
+                    if key in EXPECTED and mine.value != EXPECTED[key]:
+                        raise SystemExit(f"{key}: unexpected value {mine.value!r}")
+                    if key == "tenRules" and mine.matched_targeting_rule is not None:
+                        raise SystemExit("tenRules: a rule matched; the worst case needs none")
+
+            namespace: dict[str, Any] = {
+                "evaluate": evaluate,
+                "flags": flags,
+                "User": User,
+                "SdkUser": SdkUser,
+                "user": user,
+                "sdk_user": sdk_user,
+                "pool": itertools.cycle([User(i) for i in identifiers]),
+                "sdk_pool": itertools.cycle([SdkUser(i) for i in identifiers]),
+                "ids": itertools.count(10**9),  # never seen before, by either library
+                "flag_values": {"noRules": True, "tenRules": "default", "rollout": False},
+            }
+            for _ in range(POOL):  # "seen before": every pool user evaluated once already
+                evaluate(flags, "rollout", False, next(namespace["pool"]))
+
+            # Which way of feeding the SDK is fastest: use that one for every row.
+            setups = {}
+            for name, client in clients.items():
+                namespace["client"] = client
+                setups[name] = evals_per_s(
+                    "client.get_value('noRules', False, sdk_user)", namespace
+                )
+            setup = max(setups, key=setups.__getitem__)
+            namespace["client"] = clients[setup]
+
+            dict_rate = evals_per_s("flag_values.get('noRules', False)", namespace)
+            rows: list[tuple[str, float, float]] = []
+            for label, key, default, kind in CASES:
+                namespace["default"] = default
+                ours = evals_per_s(
+                    f"evaluate(flags, {key!r}, default, {user_expr(kind, False)}).value",
+                    namespace,
+                )
+                theirs = evals_per_s(
+                    f"client.get_value({key!r}, default, {user_expr(kind, True)})", namespace
+                )
+                rows.append((label, ours, theirs))
+        finally:
+            configcatclient.close_all()
+
+    print(
+        "### Flag evaluations per second: aioconfig.flags vs configcat-client "
+        f"{configcatclient.version.CONFIGCATCLIENT_VERSION} (best of {ROUNDS} timeit rounds)\n"
+    )
+    print(
+        table(
+            ["flag", "aioconfig evals/s", "configcat-client evals/s", "speed-up"],
+            [(n, f"{a:,.0f}", f"{c:,.0f}", f"{a / c:.1f}x") for n, a, c in rows]
+            + [("plain dict.get (reference)", f"{dict_rate:,.0f}", "-", "-")],
+        )
+    )
+    others = ", ".join(f"{n}: {r:,.0f}/s" for n, r in setups.items())
+    print(
+        f"\nconfigcat-client fed from: {setup}, the faster of the two setups on flag (1) "
+        f"({others}); offline, manual polling, SDK logging at WARNING."
+    )
+    worst = min(rows, key=lambda r: r[1] / r[2])
+    missed = [n for n, a, c in rows if a / c < TARGET_SPEEDUP]
+    verdict = "met" if not missed else f"MISSED on {len(missed)} of {len(rows)} rows"
+    print(
+        f"\nTarget: >= {TARGET_SPEEDUP:.0f}x configcat-client on every flag: {verdict}; lowest "
+        f"{worst[1] / worst[2]:.1f}x, {worst[0]}"
+    )
+    ratio = dict_rate / rows[0][1]
+    verdict = "met" if ratio <= TARGET_DICT_RATIO else "MISSED"
+    print(
+        f"Target: no-rule flag within {TARGET_DICT_RATIO:.0f}x of a plain dict.get: "
+        f"{ratio:.2f}x the time of dict.get ({verdict})"
+    )
+    print(f"\nMachine: {machine()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -101,7 +101,6 @@ class Config(Mapping[str, Any]):
         cache: Cache | None = None,
     ) -> None:
         self._flat: Any = _NOT_OPEN
-        self._snapshot: Snapshot | None = None
         self._state = _State.UNOPENED
         self._max_init_wait = max_init_wait
         self._hub = Hub()
@@ -155,7 +154,7 @@ class Config(Mapping[str, Any]):
     @property
     def snapshot(self) -> Snapshot:
         """The current snapshot. Hold on to it for a consistent view across many reads."""
-        snapshot = self._snapshot
+        snapshot = self._engine.snapshot
         if snapshot is None or self._state is _State.CLOSED:
             self._check_open()
         assert snapshot is not None
@@ -172,8 +171,7 @@ class Config(Mapping[str, Any]):
         return self._engine.sources
 
     def _swap(self, snapshot: Snapshot) -> None:
-        # The whole update reaches readers through these two assignments, with no await between.
-        self._snapshot = snapshot
+        # The engine has just made ``snapshot`` current; readers see it through this one index.
         self._flat = snapshot._flat
 
     # ------------------------------------------------------------------ refresh and events
@@ -210,7 +208,7 @@ class Config(Mapping[str, Any]):
         engine = self._engine
         return ConfigStatistics(
             state=self._state.value,
-            version=0 if self._snapshot is None else self._snapshot.version,
+            version=0 if self._engine.snapshot is None else self._engine.snapshot.version,
             refreshes=engine.refreshes,
             fetches=engine.fetches,
             errors=engine.errors,
@@ -350,7 +348,7 @@ class Config(Mapping[str, Any]):
             self._flat = _CLOSED
 
     def __repr__(self) -> str:
-        version = "-" if self._snapshot is None else self._snapshot.version
+        version = "-" if self._engine.snapshot is None else self._engine.snapshot.version
         names = [source.name for source in self._engine.sources]
         return f"<Config {self._state.value} version={version} sources={names!r}>"
 

@@ -147,7 +147,6 @@ class Engine:
         self._lock = anyio.Lock()
         self._flight: _Flight | None = None
         self._tg: anyio.abc.TaskGroup | None = None
-        self._last_check = -float("inf")
         self._not_before = -float("inf")
         self._poll_due = -float("inf")
         self.failures = 0  # consecutive failed refreshes
@@ -200,14 +199,10 @@ class Engine:
             created_at=entry.created_at,
             from_cache=True,
         )
-        if self._validate is not None:
-            try:
-                outcome = self._validate(snapshot)
-                if inspect.isawaitable(outcome):
-                    await outcome
-            except Exception as exc:
-                logger.warning("ignoring the cache %s: rejected by validate: %s", where, exc)
-                return False
+        rejection = await self._rejection(snapshot)
+        if rejection is not None:
+            logger.warning("ignoring the cache %s: rejected by validate: %s", where, rejection)
+            return False
         logger.warning(
             "starting from the cached configuration of %s (%d keys left out as secrets); "
             "retrying the sources: %s",
@@ -425,20 +420,9 @@ class Engine:
                 version=1 if old is None else old.version + 1,
                 sources=tuple(state.source.name for state in self._states),
             )
-            if self._validate is not None:
-                try:
-                    outcome = self._validate(candidate)
-                    if inspect.isawaitable(outcome):
-                        await outcome
-                except Exception as exc:
-                    error = (
-                        exc
-                        if isinstance(exc, ValidationError)
-                        else ValidationError(f"candidate rejected: {type(exc).__name__}: {exc}")
-                    )
-                    if error is not exc:
-                        error.__cause__ = exc
-                    return RefreshResult(error=error, snapshot=old), None
+            rejection = await self._rejection(candidate)
+            if rejection is not None:
+                return RefreshResult(error=rejection, snapshot=old), None
 
             self._commit(updates, pushed)
             self.snapshot = candidate
@@ -448,6 +432,20 @@ class Engine:
                 event = ChangeEvent(old, candidate, keys)
                 self._hub.publish(event)
             return RefreshResult(changed=True, keys=keys, snapshot=candidate), event
+
+    async def _rejection(self, candidate: Snapshot) -> ValidationError | None:
+        """What ``validate=`` says against ``candidate`` (None: accepted)."""
+        if self._validate is None:
+            return None
+        try:
+            await _maybe_await(self._validate(candidate))
+        except ValidationError as exc:
+            return exc
+        except Exception as exc:
+            error = ValidationError(f"candidate rejected: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            return error
+        return None
 
     def _commit(self, updates: dict[int, Payload], pushed: bool) -> None:
         for i, payload in updates.items():
@@ -459,7 +457,6 @@ class Engine:
 
     def _scheduled(self, *, success: bool) -> None:
         now = self.clock.now()
-        self._last_check = now
         if success:
             self.failures = 0
             self._not_before = now + self.interval
@@ -572,8 +569,12 @@ async def _call(callback: Callback | None, argument: Any, what: str) -> None:
     if callback is None:
         return
     try:
-        outcome = callback(argument)
-        if inspect.isawaitable(outcome):
-            await outcome
+        await _maybe_await(callback(argument))
     except Exception:
         logger.exception("%s callback raised", what)
+
+
+async def _maybe_await(outcome: object) -> None:
+    """Await what a sync-or-async hook returned, if it is awaitable."""
+    if inspect.isawaitable(outcome):
+        await outcome

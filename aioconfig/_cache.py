@@ -122,6 +122,8 @@ class CacheEntry:
     created_at: float
     sources: tuple[str, ...]
     omitted: tuple[str, ...]
+    #: ``(source index, config_v6 document)`` for each source that provided flags.
+    flags: tuple[tuple[int, dict[str, Any]], ...] = ()
 
 
 def cache_key(source_names: Sequence[str]) -> str:
@@ -143,8 +145,12 @@ def encode(
     version: int,
     sources: Sequence[str],
     store_secrets: bool,
+    flags: Sequence[tuple[int, Any]] = (),
 ) -> bytes:
-    """The envelope for ``data`` (a deep, mutable copy the caller gives away)."""
+    """The envelope for ``data`` (a deep, mutable copy the caller gives away).
+
+    ``flags``: ``(source index, document)`` for each source with flags, stored as they are.
+    """
     omitted: list[str] = []
     if not store_secrets:
         _strip_secrets(data, "", omitted)
@@ -157,6 +163,7 @@ def encode(
         "sources": list(sources),
         "omitted": omitted,
         "data": data,
+        "flags": [[index, document] for index, document in flags],
     }
     return orjson.dumps(envelope, default=_jsonable)
 
@@ -185,8 +192,17 @@ def decode(raw: bytes, *, key: str, where: str) -> CacheEntry | None:
     data = envelope.get("data")
     version, created_at = envelope.get("version"), envelope.get("created_at")
     sources, omitted = envelope.get("sources"), envelope.get("omitted")
+    flags = envelope.get("flags", [])
     if (
-        not isinstance(data, dict)
+        not isinstance(flags, list)
+        or not all(
+            isinstance(item, list)
+            and len(item) == 2
+            and isinstance(item[0], int)
+            and isinstance(item[1], dict)
+            for item in flags
+        )
+        or not isinstance(data, dict)
         or not isinstance(version, int)
         or not isinstance(created_at, (int, float))
         or not isinstance(sources, list)
@@ -195,7 +211,12 @@ def decode(raw: bytes, *, key: str, where: str) -> CacheEntry | None:
         logger.warning("ignoring the cache %s: malformed entry", where)
         return None
     return CacheEntry(
-        data, version, float(created_at), tuple(map(str, sources)), tuple(map(str, omitted))
+        data,
+        version,
+        float(created_at),
+        tuple(map(str, sources)),
+        tuple(map(str, omitted)),
+        tuple((index, document) for index, document in flags),
     )
 
 

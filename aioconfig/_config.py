@@ -22,6 +22,10 @@ from ._events import ChangeStream, Hub
 from ._exceptions import ClosedError, KeyNotFound
 from ._refresh import Callback, Engine, Mode, RefreshResult, Validate, WatchKey
 from ._snapshot import Snapshot
+from .flags._details import EvaluationDetails
+from .flags._evaluate import evaluate
+from .flags._model import FlagConfig
+from .flags._user import User
 from .sources._base import Source
 
 __all__ = ("Config", "ConfigStatistics", "load")
@@ -99,6 +103,7 @@ class Config(Mapping[str, Any]):
         clock: Clock,
         rng: random.Random,
         cache: Cache | None = None,
+        default_user: User | None = None,
     ) -> None:
         self._flat: Any = _NOT_OPEN
         self._state = _State.UNOPENED
@@ -119,6 +124,7 @@ class Config(Mapping[str, Any]):
             clock=clock,
             rng=rng,
             cache=cache,
+            default_user=default_user,
         )
         self._stack: AsyncExitStack | None = None
         self._host: asyncio.Task[None] | None = None
@@ -169,6 +175,42 @@ class Config(Mapping[str, Any]):
     def sources(self) -> tuple[Source, ...]:
         """The sources, earliest (lowest precedence) first."""
         return self._engine.sources
+
+    # ------------------------------------------------------------------ feature flags
+
+    @property
+    def flags(self) -> FlagConfig:
+        """The current feature flags (empty when no source provides any)."""
+        return self.snapshot.flags
+
+    def get_value(self, key: str, default: _T, user: User | None = None) -> _T | Any:
+        """The value of feature flag ``key`` for ``user`` now. Never raises for a flag problem.
+
+        ``user`` defaults to ``load(default_user=...)``. On a problem (no such flag, a broken
+        rule, a value of the wrong type, a circular prerequisite) the answer is ``default``, and
+        the problem is logged on ``aioconfig.flags`` and shown by :meth:`get_value_details`.
+        Raises only ``ClosedError`` when the Config is not open.
+        """
+        snapshot = self._engine.snapshot
+        if snapshot is None or self._state is not _State.OPENED:
+            self._check_open()
+        assert snapshot is not None
+        return evaluate(snapshot.flags, key, default, user or snapshot.default_user).value
+
+    def get_value_details(
+        self, key: str, default: _T, user: User | None = None
+    ) -> EvaluationDetails[_T | Any]:
+        """:meth:`get_value` with its reasons: variation id, the targeting rule or percentage
+        option that decided, and ``error`` when ``default`` was returned."""
+        return self.snapshot.get_value_details(key, default, user)
+
+    def get_all_keys(self) -> list[str]:
+        """Every feature-flag key, in source order."""
+        return self.snapshot.get_all_keys()
+
+    def get_all_values(self, user: User | None = None) -> dict[str, Any]:
+        """Every feature flag evaluated for ``user`` (None for any that fails)."""
+        return self.snapshot.get_all_values(user)
 
     def _swap(self, snapshot: Snapshot) -> None:
         # The engine has just made ``snapshot`` current; readers see it through this one index.
@@ -365,13 +407,15 @@ def load(
     on_refresh_success: Callback | None = None,
     on_refresh_error: Callback | None = None,
     cache: Cache | None = None,
+    default_user: User | None = None,
     clock: Clock | None = None,
     seed: int | None = None,
 ) -> Config:
     """Describe a live configuration; ``await`` it or use it with ``async with`` to start it.
 
     Later sources override earlier ones: mappings are deep-merged, anything else replaced. A
-    ``str`` or ``Path`` means ``File(path)``. See the README for every option.
+    ``str`` or ``Path`` means ``File(path)``. ``default_user`` is who feature flags are
+    evaluated for when a call names no user. See the README for every option.
     """
     resolved: list[Source] = []
     for source in sources:
@@ -397,6 +441,10 @@ def load(
         raise TypeError(
             f"cache must have async get(key) and set(key, value), got {type(cache).__name__}"
         )
+    if default_user is not None and not isinstance(default_user, User):
+        raise TypeError(
+            f"default_user must be an aioconfig.flags.User, got {type(default_user).__name__}"
+        )
     sentinels = tuple(w if isinstance(w, WatchKey) else WatchKey(w) for w in refresh_on)
     for name, callback in (
         ("validate", validate),
@@ -420,6 +468,7 @@ def load(
         clock=SystemClock() if clock is None else clock,
         rng=random.Random(seed),
         cache=cache,
+        default_user=default_user,
     )
 
 

@@ -29,20 +29,26 @@ __all__ = ("ChangeEvent", "ChangeStream", "Hub", "key_matches")
 class ChangeEvent:
     """A swap from ``old`` to ``new``, or (when ``error`` is set) a refresh that failed.
 
-    ``keys`` holds the dotted leaf keys added, removed or modified (filtered by the
-    subscription). For an error event ``keys`` is empty and ``old is new`` is the snapshot that
-    keeps serving.
+    ``keys`` holds the dotted leaf keys added, removed or modified, and ``flags`` the
+    feature-flag keys whose evaluation may have changed (a flag whose prerequisite changed is
+    listed too); both are filtered by the subscription. For an error event both are empty and
+    ``old is new`` is the snapshot that keeps serving.
     """
 
     old: Snapshot
     new: Snapshot
     keys: frozenset[str]
     error: Exception | None = field(default=None)
+    flags: frozenset[str] = field(default=frozenset())
 
     def __repr__(self) -> str:
         if self.error is not None:
             return f"<ChangeEvent error={self.error!r} version={self.new.version}>"
-        return f"<ChangeEvent {self.old.version}->{self.new.version} keys={sorted(self.keys)!r}>"
+        flags = f" flags={sorted(self.flags)!r}" if self.flags else ""
+        return (
+            f"<ChangeEvent {self.old.version}->{self.new.version} "
+            f"keys={sorted(self.keys)!r}{flags}>"
+        )
 
 
 def key_matches(key: str, prefixes: Iterable[str]) -> bool:
@@ -54,7 +60,9 @@ def key_matches(key: str, prefixes: Iterable[str]) -> bool:
 
 
 def _fold(first: ChangeEvent, second: ChangeEvent) -> ChangeEvent:
-    return ChangeEvent(first.old, second.new, first.keys | second.keys)
+    return ChangeEvent(
+        first.old, second.new, first.keys | second.keys, flags=first.flags | second.flags
+    )
 
 
 class ChangeStream:
@@ -75,9 +83,10 @@ class ChangeStream:
     def _offer(self, event: ChangeEvent) -> None:
         if event.error is None and self._keys is not None:
             keys = frozenset(k for k in event.keys if key_matches(k, self._keys))
-            if not keys:
+            flags = frozenset(k for k in event.flags if k in self._keys)
+            if not keys and not flags:
                 return
-            event = ChangeEvent(event.old, event.new, keys)
+            event = ChangeEvent(event.old, event.new, keys, flags=flags)
         queue = self._queue
         if len(queue) >= self._max:
             self.coalesced += 1

@@ -22,7 +22,7 @@ import inspect
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,6 +43,9 @@ from ._exceptions import (
 )
 from ._merge import build
 from ._snapshot import Snapshot
+from .flags._combine import EMPTY, changed_keys, combine
+from .flags._model import FlagConfig, parse_flags
+from .flags._user import User
 from .sources._base import NotModified, Payload, Source
 
 __all__ = ("Engine", "RefreshResult", "WatchKey", "backoff_delay", "jittered")
@@ -73,6 +76,8 @@ class RefreshResult:
     error: Exception | None = None
     #: The snapshot serving after this refresh (None only if the Config never opened).
     snapshot: Snapshot | None = None
+    #: The feature-flag keys whose evaluation may have changed.
+    flags: frozenset[str] = frozenset()
 
 
 def jittered(interval: float, jitter: float, rng: random.Random) -> float:
@@ -93,6 +98,7 @@ class _SourceState:
     source: Source
     token: Hashable | None = None
     data: Any = None
+    flags: FlagConfig | None = None
     watching: bool = False
     pushes: int = 0  # versions applied from the watch; a poll that began earlier is stale
 
@@ -123,6 +129,7 @@ class Engine:
         clock: Clock,
         rng: random.Random,
         cache: _cache.Cache | None = None,
+        default_user: User | None = None,
     ) -> None:
         self._states = [_SourceState(source) for source in sources]
         self._cache = cache
@@ -135,6 +142,7 @@ class Engine:
         self.jitter = jitter
         self.mode = mode
         self._sentinels = tuple(w.key for w in refresh_on)
+        self._default_user = default_user
         self._validate = validate
         self._on_change = on_change
         self._on_success = on_refresh_success
@@ -191,6 +199,15 @@ class Engine:
         if entry is None:
             return False
         root, flat, _ = build([entry.data])
+        try:
+            restored = {
+                index: parse_flags(document, source=self._states[index].source.name)
+                for index, document in entry.flags
+                if 0 <= index < len(self._states)
+            }
+        except ConfigError as exc:
+            logger.warning("ignoring the cache %s: its flags do not parse: %s", where, exc)
+            return False
         snapshot = Snapshot(
             root,
             flat,
@@ -198,6 +215,8 @@ class Engine:
             sources=tuple(state.source.name for state in self._states),
             created_at=entry.created_at,
             from_cache=True,
+            flags=self._combined(restored),
+            default_user=self._default_user,
         )
         rejection = await self._rejection(snapshot)
         if rejection is not None:
@@ -228,6 +247,11 @@ class Engine:
                 version=snapshot.version,
                 sources=snapshot.sources,
                 store_secrets=bool(getattr(self._cache, "store_secrets", False)),
+                flags=[
+                    (index, state.flags.document)
+                    for index, state in enumerate(self._states)
+                    if state.flags is not None and state.flags.document is not None
+                ],
             )
             await self._cache.set(self._cache_key, value)
         except Exception as exc:
@@ -403,12 +427,20 @@ class Engine:
             ]
             previous = None if old is None else (old._data, old._flat)
             root, flat, keys = build(layers, previous)
+            flags = self._combined(
+                {
+                    i: updates[i].flags if i in updates else state.flags
+                    for i, state in enumerate(self._states)
+                },
+                None if old is None else old.flags,
+            )
+            flag_keys = changed_keys(EMPTY if old is None else old.flags, flags)
             if old is not None and not old.from_cache:
-                # Sentinels: hold everything back until a watched key (or one under it) changes.
-                staged = bool(self._sentinels) and not any(
-                    key_matches(key, self._sentinels) for key in keys
-                )
-                if staged or not keys:
+                # Sentinels: hold the settings back until a watched key (or one under it)
+                # changes. Flags are not held: a flag document is one consistent version.
+                if self._sentinels and not any(key_matches(k, self._sentinels) for k in keys):
+                    root, flat, keys = old._data, old._flat, frozenset()
+                if not keys and not flag_keys:
                     # Nothing to swap (yet): remember the data, so a later sentinel change or
                     # refresh applies it, and move on.
                     self._commit(updates, pushed)
@@ -419,6 +451,8 @@ class Engine:
                 flat,
                 version=1 if old is None else old.version + 1,
                 sources=tuple(state.source.name for state in self._states),
+                flags=flags,
+                default_user=self._default_user,
             )
             rejection = await self._rejection(candidate)
             if rejection is not None:
@@ -429,9 +463,26 @@ class Engine:
             self._publish(candidate)
             event = None
             if old is not None:
-                event = ChangeEvent(old, candidate, keys)
+                event = ChangeEvent(old, candidate, keys, flags=flag_keys)
                 self._hub.publish(event)
-            return RefreshResult(changed=True, keys=keys, snapshot=candidate), event
+            result = RefreshResult(changed=True, keys=keys, snapshot=candidate, flags=flag_keys)
+            return result, event
+
+    def _combined(
+        self, flags: Mapping[int, FlagConfig | None], previous: FlagConfig | None = None
+    ) -> FlagConfig:
+        """The sources' flags as one FlagConfig (``previous`` when none of them changed)."""
+        if previous is not None and all(
+            flags.get(i) is state.flags for i, state in enumerate(self._states)
+        ):
+            return previous
+        return combine(
+            [
+                (config, self._states[i].source.flag_behaviour)
+                for i, config in sorted(flags.items())
+                if config is not None
+            ]
+        )
 
     async def _rejection(self, candidate: Snapshot) -> ValidationError | None:
         """What ``validate=`` says against ``candidate`` (None: accepted)."""
@@ -451,6 +502,7 @@ class Engine:
         for i, payload in updates.items():
             state = self._states[i]
             state.data = payload.data
+            state.flags = payload.flags
             state.token = payload.token
             if pushed:
                 state.pushes += 1

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._exceptions import KeyNotFound
 from ._merge import thaw
+from .flags._combine import EMPTY
+from .flags._evaluate import evaluate
+
+if TYPE_CHECKING:
+    from .flags._details import EvaluationDetails
+    from .flags._model import FlagConfig
+    from .flags._user import User
 
 __all__ = ("Snapshot",)
 
@@ -21,9 +28,22 @@ class Snapshot(Mapping[str, Any]):
     ``snap["db"]["port"]`` works too. Nested mappings are read-only and lists are tuples, so no
     holder can alter what another sees. Iteration and ``len`` cover the top-level keys; ``in``
     accepts dotted paths.
+
+    Feature flags travel with the settings: ``snap.get_value("newCheckout", False, user)``
+    evaluates against the flags of this very snapshot, so a request that holds one snapshot
+    sees settings and flags of the same moment.
     """
 
-    __slots__ = ("_data", "_flat", "created_at", "from_cache", "sources", "version")
+    __slots__ = (
+        "_data",
+        "_flat",
+        "created_at",
+        "default_user",
+        "flags",
+        "from_cache",
+        "sources",
+        "version",
+    )
 
     def __init__(
         self,
@@ -34,6 +54,8 @@ class Snapshot(Mapping[str, Any]):
         sources: tuple[str, ...] = (),
         created_at: float | None = None,
         from_cache: bool = False,
+        flags: FlagConfig = EMPTY,
+        default_user: User | None = None,
     ) -> None:
         # Built by the engine from ``_merge.build``; not meant to be constructed by users.
         self._data = data
@@ -47,6 +69,10 @@ class Snapshot(Mapping[str, Any]):
         #: True when the sources could not be reached at start-up and this snapshot is the
         #: last good configuration read back from the cache (``load(..., cache=...)``).
         self.from_cache = from_cache
+        #: The feature flags (all sources' flags combined); empty when no source has any.
+        self.flags = flags
+        #: The user flags are evaluated for when a call names none (``load(default_user=)``).
+        self.default_user = default_user
 
     def __getitem__(self, key: str) -> Any:
         try:
@@ -80,12 +106,41 @@ class Snapshot(Mapping[str, Any]):
         result: dict[str, Any] = thaw(self._data)
         return result
 
+    # -- feature flags ---------------------------------------------------------------------
+
+    def get_value(self, key: str, default: _T, user: User | None = None) -> _T | Any:
+        """The value of flag ``key`` for ``user`` (or the default user). Never raises.
+
+        On any problem (no such flag, a broken rule, a circular prerequisite) the answer is
+        ``default`` and the problem is logged at ERROR on ``aioconfig.flags``; use
+        :meth:`get_value_details` to see it.
+        """
+        return evaluate(self.flags, key, default, self.default_user if user is None else user).value
+
+    def get_value_details(
+        self, key: str, default: _T, user: User | None = None
+    ) -> EvaluationDetails[_T | Any]:
+        """Like :meth:`get_value`, with the variation id, the rule or option that decided, and
+        the error if the default was returned."""
+        return evaluate(self.flags, key, default, self.default_user if user is None else user)
+
+    def get_all_keys(self) -> list[str]:
+        """Every flag key, in source order."""
+        return self.flags.keys()
+
+    def get_all_values(self, user: User | None = None) -> dict[str, Any]:
+        """Every flag evaluated for ``user`` (or the default user); None where one fails."""
+        who = self.default_user if user is None else user
+        return {key: evaluate(self.flags, key, None, who).value for key in self.flags}
+
     def __repr__(self) -> str:
         # Values stay out of the repr: they may be secrets.
         sources = list(self.sources)
         cached = " from_cache=True" if self.from_cache else ""
+        flags = f" flags={len(self.flags)}" if self.flags else ""
         return (
-            f"<Snapshot version={self.version} keys={len(self._flat)} sources={sources!r}{cached}>"
+            f"<Snapshot version={self.version} keys={len(self._flat)}{flags} "
+            f"sources={sources!r}{cached}>"
         )
 
     __hash__ = None  # type: ignore[assignment]  # Mapping equality, no hashing

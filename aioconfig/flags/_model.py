@@ -28,7 +28,7 @@ from hashlib import sha1
 from typing import Any
 
 from .._exceptions import ParseError
-from ..sources._formats import _decode
+from .._text import decode_utf8
 from ._compare import (
     COMPARATOR_TEXTS,
     COMPARISON_KINDS,
@@ -194,6 +194,7 @@ class Setting:
         "outcome",
         "percentage_attribute",
         "percentages",
+        "raw",
         "rules",
         "setting_type",
     )
@@ -206,8 +207,12 @@ class Setting:
         rules: tuple[Rule, ...],
         percentages: Percentages | None,
         percentage_attribute: str | None,
+        raw: object = None,
     ) -> None:
         self.key = key
+        #: What the setting was parsed from (its JSON, and the salt and segments it uses):
+        #: two settings with equal ``raw`` evaluate alike, which is how changes are found.
+        self.raw = raw
         self.setting_type = setting_type
         #: The result when nothing else decides, or the error the SDK raises then.
         self.outcome = outcome
@@ -225,14 +230,31 @@ class Setting:
 class FlagConfig:
     """A parsed ``config_v6.json``: the settings by key, ready for ``evaluate``. Immutable."""
 
-    __slots__ = ("_settings", "salt", "source")
+    __slots__ = ("_settings", "document", "salt", "source")
 
-    def __init__(self, settings: dict[str, Setting], salt: str, source: str) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Setting],
+        salt: str,
+        source: str,
+        document: Mapping[str, Any] | None = None,
+    ) -> None:
         self._settings = settings
         #: The config salt (``p.s``) that hashed comparison values were made with.
         self.salt = salt
         #: The name given to ``parse_flags``, for messages.
         self.source = source
+        #: The decoded document this was parsed from (None for a combination of several):
+        #: what a cache stores, since parsing it again gives the same FlagConfig.
+        self.document = document
+
+    def is_static(self, key: str) -> bool:
+        """Whether ``key`` serves one value to everyone: no targeting rules, no percentages.
+
+        False for a key that does not exist.
+        """
+        setting = self._settings.get(key)
+        return setting is not None and not setting.rules and setting.percentages is None
 
     def keys(self) -> list[str]:
         """The setting keys, in document order."""
@@ -273,7 +295,7 @@ def _load_json(document: bytes | str, source: str) -> object:
     ``json`` (and so ConfigCat's SDK) keeps it exact, and it refuses ``NaN`` and lone surrogate
     escapes, which ``json`` reads. Speed does not matter here: a document is parsed once.
     """
-    text = _decode(document, source) if isinstance(document, bytes) else document
+    text = decode_utf8(document, source) if isinstance(document, bytes) else document
     if not text.strip():
         raise ParseError(source, "empty document", line=1, column=1)
     try:
@@ -288,6 +310,7 @@ class _Parser:
     def __init__(self, source: str) -> None:
         self.source = source
         self.prerequisites: list[PrerequisiteCondition] = []
+        self.raw_segments: object = None
 
     # -- shapes ----------------------------------------------------------------------------
 
@@ -339,6 +362,7 @@ class _Parser:
         if "f" not in root:
             raise self.fail("", "no 'f' (settings) object")
         raw_settings = self.mapping(root["f"], "f")
+        self.raw_segments = root.get("s")
         segments = tuple(
             self.segment(node, f"s[{index}]", salt)
             for index, node in enumerate(self.optional_sequence(root, "s", ""))
@@ -350,7 +374,7 @@ class _Parser:
             settings[key] = self.setting(key, node, salt, segments)
         for condition in self.prerequisites:
             _link(condition, settings)
-        return FlagConfig(settings, salt, self.source)
+        return FlagConfig(settings, salt, self.source, root)
 
     def segment(self, node: object, path: str, salt: str) -> Segment:
         segment = self.mapping(node, path)
@@ -374,7 +398,15 @@ class _Parser:
             for index, item in enumerate(self.optional_sequence(setting, "r", path))
         )
         percentages = self.percentages(setting, path, key, setting_type, None)
-        return Setting(key, setting_type, outcome, rules, percentages, percentage_attribute)
+        # What the evaluation depends on besides the setting's own JSON: the salt (rules hash
+        # with it) and the segments (only when a rule refers to one).
+        uses_segments = any(
+            isinstance(condition, SegmentCondition)
+            for rule in rules
+            for condition in rule.conditions
+        )
+        raw = (node, salt if rules else None, self.raw_segments if uses_segments else None)
+        return Setting(key, setting_type, outcome, rules, percentages, percentage_attribute, raw)
 
     def outcome(
         self,

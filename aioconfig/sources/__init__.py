@@ -1,4 +1,5 @@
-"""Where configuration comes from: files, the environment, fixed mappings, HTTP, etcd."""
+"""Where configuration comes from: files, the environment, fixed mappings, HTTP, etcd; and
+feature flags (local overrides)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,18 @@ from ._base import Source as Source
 from ._env import Env as Env
 from ._etcd import Etcd as Etcd
 from ._file import File as File
+from ._flag_overrides import FlagOverrides as FlagOverrides
 from ._http import Http as Http
 from ._static import Static as Static
 
-__all__ = ("Env", "Etcd", "File", "Http", "NotModified", "Payload", "Source", "Static")
+__all__ = (
+    "Env",
+    "Etcd",
+    "File",
+    "FlagOverrides",
+    "Http",
+    "NotModified",
+    "Payload",
+    "Source",
+    "Static",
+)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from .._exceptions import SourceError
+    from ..flags._combine import Behaviour
+    from ..flags._model import FlagConfig
 
 __all__ = ("Emit", "LoadResult", "NotModified", "Payload", "Source")
 
@@ -25,10 +27,13 @@ class Payload:
     """New data from a source, with the token that identifies this version of it.
 
     The source gives up ownership of ``data``: it must not keep or change it afterwards.
+    ``flags``: the feature flags this version provides, parsed (``aioconfig.flags.parse_flags``);
+    None for a source of plain settings.
     """
 
     data: Mapping[str, Any]
     token: Hashable
+    flags: FlagConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +55,14 @@ class Source(abc.ABC):
 
     ``optional``: when true, a source that raises
     :class:`~aioconfig.SourceUnavailable` counts as empty instead of failing the load.
+
+    A source may provide feature flags besides (or instead of) settings, in ``Payload.flags``.
     """
 
     optional: bool = False
+    #: How this source's flags combine with the others' (see ``aioconfig.sources.FlagOverrides``):
+    #: None for a source of flags in its own right, layered in source order.
+    flag_behaviour: Behaviour | None = None
 
     @property
     @abc.abstractmethod

@@ -7,7 +7,6 @@ the parser's problem and position only, and the original exception is not chaine
 
 from __future__ import annotations
 
-import codecs
 import configparser
 import os
 import re
@@ -18,6 +17,7 @@ from typing import Any, Literal, TypeAlias
 import orjson
 
 from .._exceptions import ParseError, SourceError
+from .._text import decode_utf8
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -60,7 +60,7 @@ def format_from_path(path: str) -> Format | None:
 
 def parse(data: bytes, format: Format, source: str) -> dict[str, Any]:
     """Decode ``data`` as UTF-8 and parse it as ``format``; ``source`` names it in errors."""
-    return _PARSERS[format](_decode(data, source), source)
+    return _PARSERS[format](decode_utf8(data, source), source)
 
 
 def parse_json(text: str, source: str) -> dict[str, Any]:
@@ -251,18 +251,6 @@ _PARSERS: dict[Format, Callable[[str, str], dict[str, Any]]] = {
     "toml": parse_toml,
     "yaml": parse_yaml,
 }
-
-
-def _decode(data: bytes, source: str) -> str:
-    if data.startswith(codecs.BOM_UTF8):  # editors on Windows like to add one
-        data = data[len(codecs.BOM_UTF8) :]
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        line_start = data.rfind(b"\n", 0, exc.start) + 1
-        column = len(data[line_start : exc.start].decode("utf-8")) + 1
-        raise ParseError(source, "not valid UTF-8", line=line, column=column) from None
 
 
 def _position(text: str, offset: int) -> tuple[int, int]:

@@ -32,6 +32,7 @@ __all__ = ("Config", "ConfigStatistics", "load")
 
 _T = TypeVar("_T")
 _MODES = ("auto", "lazy", "manual")
+DEFAULT_REFRESH_INTERVAL = 30.0
 
 
 class _State(enum.Enum):
@@ -397,7 +398,7 @@ class Config(Mapping[str, Any]):
 
 def load(
     *sources: Source | str | os.PathLike[str],
-    refresh_interval: float = 30.0,
+    refresh_interval: float | None = None,
     jitter: float = 0.1,
     mode: Mode = "auto",
     refresh_on: Iterable[WatchKey | str] = (),
@@ -429,6 +430,17 @@ def load(
             raise TypeError(
                 f"load() takes Source objects or file paths, got {type(source).__name__}"
             )
+    if refresh_interval is None:
+        # Each source's suggestion (ConfigCat: 60 s), 30 s for one without (Azure App
+        # Configuration's default); the shortest wins, so no source is polled less than it asks.
+        refresh_interval = (
+            min(
+                DEFAULT_REFRESH_INTERVAL if s.refresh_interval is None else s.refresh_interval
+                for s in resolved
+            )
+            if resolved
+            else DEFAULT_REFRESH_INTERVAL
+        )
     _check_number("refresh_interval", refresh_interval)
     _check_number("max_init_wait", max_init_wait)
     if not isinstance(jitter, (int, float)) or not 0 <= jitter < 1:

@@ -21,6 +21,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
+from .flags._model import parse_flags
 from .sources._base import Emit, NotModified, Payload, Source
 
 __all__ = ("FakeClock", "MutableSource")
@@ -79,6 +80,8 @@ class MutableSource(Source):
     """A source whose data, failures and push behaviour the test controls.
 
     ``set(data)`` changes what the next load returns (and, with ``push=True``, pushes it);
+    ``set_flags(document)`` does the same for feature flags (a ConfigCat ``config_v6``
+    document, or None for none), standing in for a remote flag source such as ``ConfigCat``;
     ``fail(error)`` makes loads raise until ``fail(None)``; ``loads`` counts loads;
     ``gate`` (an ``anyio.Event``) makes loads wait until it is set.
     """
@@ -90,9 +93,11 @@ class MutableSource(Source):
         name: str = "mutable",
         push: bool = False,
         optional: bool = False,
+        flags: Mapping[str, Any] | None = None,
     ) -> None:
         self._name = name
         self._data: dict[str, Any] = copy.deepcopy(dict(data or {}))
+        self._flags = None if flags is None else parse_flags(copy.deepcopy(flags), source=name)
         self._version = 1
         self._error: Exception | None = None
         self._push = push
@@ -113,6 +118,16 @@ class MutableSource(Source):
         if self._pushed is not None:
             self._pushed.set()
 
+    def set_flags(self, document: Mapping[str, Any] | None) -> None:
+        """Replace the flags (parsed here: a malformed document raises ``ParseError`` now)."""
+        parsed = (
+            None if document is None else parse_flags(copy.deepcopy(document), source=self._name)
+        )
+        self._flags = parsed
+        self._version += 1
+        if self._pushed is not None:
+            self._pushed.set()
+
     def fail(self, error: Exception | None) -> None:
         """Make every load raise ``error`` (``None`` heals the source)."""
         self._error = error
@@ -125,7 +140,7 @@ class MutableSource(Source):
             raise self._error
         if token == self._version:
             return NotModified(token)
-        return Payload(copy.deepcopy(self._data), self._version)
+        return Payload(copy.deepcopy(self._data), self._version, flags=self._flags)
 
     @property
     def can_watch(self) -> bool:
@@ -137,7 +152,7 @@ class MutableSource(Source):
                 if self._error is not None:
                     raise self._error
                 token = self._version
-                await emit(Payload(copy.deepcopy(self._data), token))
+                await emit(Payload(copy.deepcopy(self._data), token, flags=self._flags))
             self._pushed = anyio.Event()
             await self._pushed.wait()
 

@@ -3,7 +3,8 @@
 Layering follows ConfigCat's flag overrides. Every source's flags have a *behaviour*:
 
 * ``None`` (a remote source such as ``ConfigCat``): layered in source order, a later source's
-  setting replacing an earlier one with the same key;
+  setting replacing an earlier one with the same key; then the overrides, in source order,
+  wherever they stand among the sources:
 * ``"local_over_remote"``: the override's settings replace the remote ones with the same key;
 * ``"remote_over_local"``: the override's settings fill in keys the remote flags lack;
 * ``"local_only"``: the remote flags are ignored altogether.
@@ -37,13 +38,15 @@ def combine(layers: Sequence[tuple[FlagConfig, Behaviour | None]]) -> FlagConfig
         return layers[0][0]  # alone, every behaviour means "these flags as they are"
     local_only = any(behaviour == "local_only" for _, behaviour in layers)
     settings: dict[str, Setting] = {}
-    for flags, behaviour in layers:
-        if behaviour is None:
-            if not local_only:
+    if not local_only:
+        for flags, behaviour in layers:
+            if behaviour is None:
                 settings.update(flags._settings)
-        elif behaviour == "remote_over_local":
+    # Then the overrides, whatever their place among the sources.
+    for flags, behaviour in layers:
+        if behaviour == "remote_over_local":
             settings = {**flags._settings, **settings}
-        else:
+        elif behaviour is not None:
             settings.update(flags._settings)
     sources = ", ".join(flags.source for flags, _ in layers)
     return FlagConfig(_relinked(settings), layers[-1][0].salt, sources)

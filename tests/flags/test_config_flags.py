@@ -32,7 +32,7 @@ def needs(key: str, value: bool) -> dict[str, Any]:
     return {"c": [{"p": {"f": key, "c": 0, "v": {"b": value}}}], "s": {"v": {"b": True}}}
 
 
-REMOTE = {
+REMOTE: dict[str, Any] = {
     "p": {"s": "salt"},
     "f": {
         "newCheckout": bool_flag(False, [country_is("HU", True)]),
@@ -75,7 +75,7 @@ async def test_default_user_applies_when_a_call_names_none() -> None:
 
 
 def test_default_user_must_be_a_user() -> None:
-    with pytest.raises(TypeError, match="default_user must be an aioconfig.flags.User, got str"):
+    with pytest.raises(TypeError, match=r"default_user must be an aioconfig\.flags\.User, got str"):
         load(Static({}), default_user="42")  # type: ignore[arg-type]
 
 

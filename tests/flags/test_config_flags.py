@@ -225,7 +225,10 @@ async def test_a_flag_change_is_one_swap_with_the_changed_flag_keys() -> None:
         assert result.flags == {"beta", "dependsOnBeta"}
         assert result.keys == {"limit"}
         event = await anext(events)
-        assert (event.keys, event.flags) == (frozenset({"limit"}), {"beta", "dependsOnBeta"})
+        assert (event.keys, event.flags) == (
+            frozenset({"limit"}),
+            frozenset({"beta", "dependsOnBeta"}),
+        )
         assert "flags=['beta', 'dependsOnBeta']" in repr(event)
         # The old snapshot still answers as before: flags and settings moved together.
         assert before.get_value("beta", None) is False and before["limit"] == 1

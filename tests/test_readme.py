@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -45,6 +46,7 @@ def test_readme_example_runs(
     code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     shutil.copy(ROOT / "examples" / "settings.toml", tmp_path / "settings.toml")
+    shutil.copy(ROOT / "examples" / "flags.json", tmp_path / "flags.json")
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {"__name__": "readme_example"}
     with contextlib.ExitStack() as stack:
@@ -53,12 +55,18 @@ def test_readme_example_runs(
             monkeypatch.setenv("ETCD_ENDPOINTS", ",".join(etcd.endpoints))
         exec(compile(code, "README.md", "exec"), namespace)
     app = namespace.get("app")
-    if app is not None:  # the web example: serve one request through it
+    if app is not None:  # a web example: serve the requests it shows through it
         from starlette.testclient import TestClient
 
+        # "# GET /path name=value ... -> {json}", or by default the settings example's answer.
+        shown = re.findall(r"^# GET (\S+)((?: \S+=\S+)*) -> (.+)$", code, re.MULTILINE)
+        requests = [
+            (path, dict(h.split("=", 1) for h in headers.split()), json.loads(body))
+            for path, headers, body in shown
+        ] or [("/", {}, {"version": 1, "db": "localhost"})]
         with TestClient(app) as client:
-            body = client.get("/").json()
-        assert body == {"version": 1, "db": "localhost"}
+            for path, headers, expected in requests:
+                assert client.get(path, headers=headers).json() == expected, path
     printed = capsys.readouterr().out
     # Where an example says what it prints, it prints that.
     for expected in re.findall(r"# prints: (.+)$", code, re.MULTILINE):

@@ -6,6 +6,7 @@ ConfigError
  │    ├── SourceUnavailable       missing file, refused connection, 5xx: may heal by itself
  │    └── ParseError              the data is there but malformed (names file, line, column)
  ├── ValidationError              a candidate snapshot was rejected by `validate=`
+ │                                (``details``: one ValidationFailure per broken rule)
  ├── LoadError                    several sources failed in one refresh (``errors``)
  │    └── InitialLoadError        `load()` got no first good configuration
  ├── KeyNotFound (+ KeyError)     a key is not in the configuration
@@ -13,12 +14,15 @@ ConfigError
 ```
 
 Messages are built in ``__init__`` and name the source (file path, URL, etcd key) and, where
-known, the line. They never contain configuration values: values may be secrets.
+known, the line. They never contain configuration values, which may be secrets; the one exception
+is a validation failure, which shows the offending value so it can be fixed, masked whenever its
+key looks secret or the value is a ``Secret`` (``aioconfig._secrets``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 __all__ = (
     "ClosedError",
@@ -30,6 +34,7 @@ __all__ = (
     "SourceError",
     "SourceUnavailable",
     "ValidationError",
+    "ValidationFailure",
 )
 
 
@@ -83,11 +88,29 @@ class ParseError(SourceError):
         self.source = source
 
 
-class ValidationError(ConfigError):
-    """A candidate snapshot was rejected; the last good one keeps serving."""
+@dataclass(frozen=True, slots=True)
+class ValidationFailure:
+    """One key breaking one rule, as a record a program can read instead of parsing messages."""
 
-    def __init__(self, message: str) -> None:
+    #: The dotted key (or the glob that matched nothing).
+    key: str
+    #: The value as shown: masked if secret, ``"<missing>"`` when absent.
+    value: str
+    #: The rule broken: ``"must_exist"``, ``"gte"``, ``"condition"``, ``"cast"``, ...
+    rule: str
+    #: The human sentence, e.g. ``"db.port must gte 1024 but it is 80 in env default"``.
+    message: str
+
+
+class ValidationError(ConfigError):
+    """A candidate snapshot was rejected; the last good one keeps serving.
+
+    ``details`` holds one ``ValidationFailure`` per broken rule when validators produced it.
+    """
+
+    def __init__(self, message: str, *, details: Sequence[ValidationFailure] = ()) -> None:
         self.message = message
+        self.details = tuple(details)
         super().__init__(message)
 
 

@@ -16,17 +16,28 @@ from typing import Any, NoReturn, TypeVar, overload
 import anyio
 import anyio.abc
 
+from . import _layers
 from ._cache import Cache
 from ._clock import Clock, SystemClock
 from ._events import ChangeStream, Hub
 from ._exceptions import ClosedError, KeyNotFound
-from ._refresh import Callback, Engine, Mode, RefreshResult, Validate, WatchKey
+from ._layers import Converter
+from ._refresh import (
+    DEFAULT_ENVIRONMENT,
+    Callback,
+    Engine,
+    Mode,
+    RefreshResult,
+    Validate,
+    WatchKey,
+)
 from ._snapshot import Snapshot
 from .flags._details import EvaluationDetails
 from .flags._evaluate import evaluate
 from .flags._model import FlagConfig
 from .flags._user import User
 from .sources._base import Source
+from .sources._env import Env
 
 __all__ = ("Config", "ConfigStatistics", "load")
 
@@ -105,8 +116,13 @@ class Config(Mapping[str, Any]):
         rng: random.Random,
         cache: Cache | None = None,
         default_user: User | None = None,
+        environment: str | None = None,
+        environments: bool = False,
+        case_sensitive: bool = True,
+        converters: Mapping[str, Converter] | None = None,
     ) -> None:
         self._flat: Any = _NOT_OPEN
+        self._case_sensitive = case_sensitive
         self._state = _State.UNOPENED
         self._max_init_wait = max_init_wait
         self._hub = Hub()
@@ -126,6 +142,10 @@ class Config(Mapping[str, Any]):
             rng=rng,
             cache=cache,
             default_user=default_user,
+            environment=environment,
+            environments=environments,
+            fold_case=not case_sensitive,
+            converters=converters,
         )
         self._stack: AsyncExitStack | None = None
         self._host: asyncio.Task[None] | None = None
@@ -176,6 +196,11 @@ class Config(Mapping[str, Any]):
     def sources(self) -> tuple[Source, ...]:
         """The sources, earliest (lowest precedence) first."""
         return self._engine.sources
+
+    @property
+    def environment(self) -> str:
+        """The active environment (``load(env=...)`` or the environment variable)."""
+        return self._engine.environment or DEFAULT_ENVIRONMENT
 
     # ------------------------------------------------------------------ feature flags
 
@@ -409,6 +434,11 @@ def load(
     on_refresh_error: Callback | None = None,
     cache: Cache | None = None,
     default_user: User | None = None,
+    env: str | None = None,
+    environments: bool = False,
+    env_var: str | None = None,
+    case_sensitive: bool = True,
+    converters: Mapping[str, Converter] | None = None,
     clock: Clock | None = None,
     seed: int | None = None,
 ) -> Config:
@@ -417,6 +447,11 @@ def load(
     Later sources override earlier ones: mappings are deep-merged, anything else replaced. A
     ``str`` or ``Path`` means ``File(path)``. ``default_user`` is who feature flags are
     evaluated for when a call names no user. See the README for every option.
+
+    Environments: with ``environments=True`` files hold sections (``[default]``,
+    ``[production]``, ..., ``[global]``); the active one is ``env``, else the variable
+    ``env_var`` (default: ``<PREFIX>_ENV`` for the first ``Env(prefix)`` source, else
+    ``AIOCONFIG_ENV``), else ``"development"``.
     """
     resolved: list[Source] = []
     for source in sources:
@@ -453,6 +488,9 @@ def load(
         raise TypeError(
             f"cache must have async get(key) and set(key, value), got {type(cache).__name__}"
         )
+    environment = _environment(resolved, env, env_var)
+    if converters is not None:
+        _layers.converters(converters)  # checks the names now, not at the first load
     if default_user is not None and not isinstance(default_user, User):
         raise TypeError(
             f"default_user must be an aioconfig.flags.User, got {type(default_user).__name__}"
@@ -481,7 +519,23 @@ def load(
         rng=random.Random(seed),
         cache=cache,
         default_user=default_user,
+        environment=environment,
+        environments=environments,
+        case_sensitive=case_sensitive,
+        converters=converters,
     )
+
+
+def _environment(sources: Sequence[Source], env: str | None, env_var: str | None) -> str | None:
+    """The active environment's name: ``env``, else the switch variable, else None."""
+    if env is not None:
+        if not isinstance(env, str) or not env.strip():
+            raise ValueError(f"env must be a non-empty environment name, got {env!r}")
+        return env
+    if env_var is None:
+        prefixes = [s.prefix for s in sources if isinstance(s, Env)]
+        env_var = f"{prefixes[0]}ENV" if prefixes else "AIOCONFIG_ENV"
+    return os.environ.get(env_var) or None
 
 
 def _check_number(name: str, value: object) -> None:

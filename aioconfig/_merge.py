@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ("build", "thaw")
+__all__ = ("build", "patch", "thaw")
 
 _FrozenMap = MappingProxyType
 _MISSING: Any = object()
@@ -262,3 +262,58 @@ def thaw(value: Any) -> Any:
     if isinstance(value, frozenset):
         return {thaw(item) for item in value}
     return value
+
+
+def patch(
+    root: Mapping[str, Any],
+    flat: dict[str, Any],
+    values: Mapping[str, Any],
+    changed: set[str],
+    old_flat: Mapping[str, Any] | None,
+) -> Mapping[str, Any]:
+    """``root`` with each dotted path in ``values`` set, and ``flat`` and ``changed`` to match.
+
+    For what is decided after the merge (filled-in ``@format`` templates, validators' defaults
+    and casts): only the mappings on the way to each path are copied; the rest is shared.
+    ``changed`` is corrected against ``old_flat`` (the previous snapshot's index), so a value
+    that comes out as it was before is not reported as changed.
+    """
+    for path, value in values.items():
+        root = _set_in(root, path.split("."), 0, value, flat, changed)
+        for leaf, new in _leaves(flat[path], path):
+            before = _MISSING if old_flat is None else old_flat.get(leaf, _MISSING)
+            if before is not _MISSING and type(before) is type(new) and _equal_typed(before, new):
+                changed.discard(leaf)
+            else:
+                changed.add(leaf)
+    return root
+
+
+def _leaves(value: Any, path: str) -> list[tuple[str, Any]]:
+    if type(value) is _FrozenMap and value:
+        return [pair for key, item in value.items() for pair in _leaves(item, f"{path}.{key}")]
+    return [(path, value)]
+
+
+def _set_in(
+    node: Any, parts: list[str], depth: int, value: Any, flat: dict[str, Any], changed: set[str]
+) -> Any:
+    out = dict(node) if isinstance(node, Mapping) else {}
+    key = parts[depth]
+    path = ".".join(parts[: depth + 1])
+    if depth == len(parts) - 1:
+        before = out.get(key, _MISSING)
+        if type(before) is _FrozenMap:
+            for name, item in before.items():  # whatever was under the path is replaced
+                _drop(item, path + "." + name, flat, set())
+        if isinstance(value, Mapping):
+            frozen: Any = _freeze_map(value, path + ".", flat, None, set())
+        else:
+            frozen = _freeze_value(value)
+        out[key] = flat[path] = frozen
+    else:
+        out[key] = _set_in(out.get(key), parts, depth + 1, value, flat, changed)
+    proxy = _FrozenMap(out)
+    if depth:
+        flat[".".join(parts[:depth])] = proxy
+    return proxy

@@ -41,8 +41,10 @@ from ._exceptions import (
     SourceUnavailable,
     ValidationError,
 )
-from ._merge import build
-from ._snapshot import Snapshot
+from ._layers import Converter, Layer, interpolate, prepare, resolve_tokens
+from ._layers import converters as _layers_converters
+from ._merge import build, patch
+from ._snapshot import FoldedIndex, Snapshot
 from .flags._combine import EMPTY, changed_keys, combine
 from .flags._model import FlagConfig, parse_flags
 from .flags._user import User
@@ -57,6 +59,7 @@ Callback = Callable[[Any], "Awaitable[None] | None"]
 Validate = Callable[[Snapshot], "Awaitable[None] | None"]
 
 BACKOFF_BASE = 1.0
+DEFAULT_ENVIRONMENT = "development"  # Dynaconf's too
 _MISSING_TOKEN = ("aioconfig:optional-source-missing",)
 
 
@@ -98,6 +101,7 @@ class _SourceState:
     source: Source
     token: Hashable | None = None
     data: Any = None
+    layer: Layer | None = None  # ``data`` prepared: environment, case, casts, tokens
     flags: FlagConfig | None = None
     watching: bool = False
     pushes: int = 0  # versions applied from the watch; a poll that began earlier is stale
@@ -130,8 +134,18 @@ class Engine:
         rng: random.Random,
         cache: _cache.Cache | None = None,
         default_user: User | None = None,
+        environment: str | None = None,
+        environments: bool = False,
+        fold_case: bool = False,
+        converters: Mapping[str, Converter] | None = None,
     ) -> None:
         self._states = [_SourceState(source) for source in sources]
+        #: The active environment (``load(env=...)``), and whether files have sections for it
+        #: unless they say otherwise (``File(environments=...)``).
+        self.environment = environment
+        self._environments = environments
+        self._fold_case = fold_case
+        self._table = _layers_converters(converters)
         self._cache = cache
         self._cache_key = _cache.cache_key([source.name for source in sources])
         # Started from the cache: every source is polled until one full refresh succeeds.
@@ -199,6 +213,8 @@ class Engine:
         if entry is None:
             return False
         root, flat, _ = build([entry.data])
+        if self._fold_case:
+            flat = FoldedIndex(flat)
         try:
             restored = {
                 index: parse_flags(document, source=self._states[index].source.name)
@@ -421,12 +437,11 @@ class Engine:
                     del updates[i]
                 if not updates:
                     return RefreshResult(snapshot=old), None
-            layers = [
-                updates[i].data if i in updates else state.data
-                for i, state in enumerate(self._states)
-            ]
-            previous = None if old is None else (old._data, old._flat)
-            root, flat, keys = build(layers, previous)
+            try:
+                prepared = {i: self._prepare(i, payload) for i, payload in updates.items()}
+                root, flat, keys = self._build(prepared, old)
+            except ConfigError as exc:  # a failed cast, a bad template: the candidate is bad
+                return RefreshResult(error=exc, snapshot=old), None
             flags = self._combined(
                 {
                     i: updates[i].flags if i in updates else state.flags
@@ -443,12 +458,12 @@ class Engine:
                 if not keys and not flag_keys:
                     # Nothing to swap (yet): remember the data, so a later sentinel change or
                     # refresh applies it, and move on.
-                    self._commit(updates, pushed)
+                    self._commit(updates, prepared, pushed)
                     return RefreshResult(snapshot=old), None
 
             candidate = Snapshot(
                 root,
-                flat,
+                FoldedIndex(flat) if self._fold_case else flat,
                 version=1 if old is None else old.version + 1,
                 sources=tuple(state.source.name for state in self._states),
                 flags=flags,
@@ -458,7 +473,7 @@ class Engine:
             if rejection is not None:
                 return RefreshResult(error=rejection, snapshot=old), None
 
-            self._commit(updates, pushed)
+            self._commit(updates, prepared, pushed)
             self.snapshot = candidate
             self._publish(candidate)
             event = None
@@ -498,10 +513,49 @@ class Engine:
             return error
         return None
 
-    def _commit(self, updates: dict[int, Payload], pushed: bool) -> None:
+    def _prepare(self, index: int, payload: Payload) -> Layer:
+        source = self._states[index].source
+        sections = source.environments
+        if sections is None:
+            sections = self._environments
+        return prepare(
+            payload.data,
+            source.name,
+            environment=(self.environment or DEFAULT_ENVIRONMENT) if sections else None,
+            fold_case=self._fold_case,
+            table=self._table,
+        )
+
+    def _build(
+        self, prepared: dict[int, Layer], old: Snapshot | None
+    ) -> tuple[Mapping[str, Any], dict[str, Any], frozenset[str]]:
+        """Merge the prepared layers over the current ones; fill in ``@format`` templates."""
+        layers = [
+            prepared[i] if i in prepared else state.layer or _NO_LAYER
+            for i, state in enumerate(self._states)
+        ]
+        if any(layer.tokens for layer in layers):
+            data = resolve_tokens(layers)
+        else:
+            data = [layer.data for layer in layers]
+        previous = None if old is None else (old._data, old._flat)
+        root, flat, keys = build(data, previous)
+        formats = {key: spec for layer in layers for key, spec in layer.formats.items()}
+        if formats:
+            values = interpolate(flat, formats, self._table)
+            if values:
+                changed = set(keys)
+                root = patch(root, flat, values, changed, None if old is None else old._flat)
+                keys = frozenset(changed)
+        return root, flat, keys
+
+    def _commit(
+        self, updates: dict[int, Payload], prepared: dict[int, Layer], pushed: bool
+    ) -> None:
         for i, payload in updates.items():
             state = self._states[i]
             state.data = payload.data
+            state.layer = prepared[i]
             state.flags = payload.flags
             state.token = payload.token
             if pushed:
@@ -598,6 +652,9 @@ class Engine:
                 await state.source.aclose()
             except Exception:
                 logger.exception("closing source %s failed", state.source.name)
+
+
+_NO_LAYER = Layer({})
 
 
 class _Fetched(dict[int, Payload]):

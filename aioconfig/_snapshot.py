@@ -16,9 +16,28 @@ if TYPE_CHECKING:
     from .flags._model import FlagConfig
     from .flags._user import User
 
-__all__ = ("Snapshot",)
+__all__ = ("FoldedIndex", "Snapshot")
 
 _T = TypeVar("_T")
+
+
+class FoldedIndex(dict[str, Any]):
+    """A flat index whose keys are lower case and whose lookups fold the key's case.
+
+    Used with ``load(case_sensitive=False)``: only that mode pays for ``str.lower``; the
+    default read path stays one plain dict lookup.
+    """
+
+    __slots__ = ()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict.get(self, key.lower(), default)
+
+    def __getitem__(self, key: str) -> Any:
+        return dict.__getitem__(self, key.lower())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and dict.__contains__(self, key.lower())
 
 
 class Snapshot(Mapping[str, Any]):

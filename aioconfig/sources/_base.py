@@ -63,6 +63,9 @@ class Source(abc.ABC):
     #: The polling interval this source suggests, used when ``load()`` is given none
     #: (``ConfigCat``: 60 s, as ConfigCat's SDK polls); None: no opinion (30 s).
     refresh_interval: float | None = None
+    #: Whether the data is split into environment sections (``[default]``, ``[production]``,
+    #: ... ``[global]``): True, False, or None to follow ``load(environments=...)``.
+    environments: bool | None = False
     #: How this source's flags combine with the others' (see ``aioconfig.sources.FlagOverrides``):
     #: None for a source of flags in its own right, layered in source order.
     flag_behaviour: Behaviour | None = None

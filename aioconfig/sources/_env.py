@@ -39,6 +39,11 @@ class Env(Source):
         self._environ = environ
         self.optional = optional
 
+    @property
+    def prefix(self) -> str:
+        """The prefix, with its trailing ``_`` (``"MYAPP_"``)."""
+        return self._prefix
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._prefix!r}, nested_separator={self._separator!r})"
 

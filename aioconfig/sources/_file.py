@@ -50,7 +50,9 @@ class File(Source):
     """A configuration file; the format comes from ``format=`` or the file's suffix.
 
     ``File("settings.toml")``, ``File("/etc/app/config", format="yaml", optional=True)``.
-    ``watch=None`` watches for changes when ``watchfiles`` is installed.
+    ``watch=None`` watches for changes when ``watchfiles`` is installed. ``environments``:
+    whether the file is split into environment sections (``[default]``, ``[production]``,
+    ..., ``[global]``); None follows ``load(environments=...)``.
     """
 
     def __init__(
@@ -60,8 +62,10 @@ class File(Source):
         format: Format | None = None,
         optional: bool = False,
         watch: bool | None = None,
+        environments: bool | None = None,
     ) -> None:
         self._path = os.fspath(path)
+        self.environments = environments
         if not isinstance(self._path, str):
             raise TypeError(f"path must be a str or os.PathLike[str], got {self._path!r}")
         known = ", ".join(FORMATS)

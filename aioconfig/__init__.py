@@ -18,9 +18,14 @@ from ._exceptions import ParseError as ParseError
 from ._exceptions import SourceError as SourceError
 from ._exceptions import SourceUnavailable as SourceUnavailable
 from ._exceptions import ValidationError as ValidationError
+from ._exceptions import ValidationFailure as ValidationFailure
+from ._layers import add_converter as add_converter
 from ._refresh import RefreshResult as RefreshResult
 from ._refresh import WatchKey as WatchKey
+from ._secrets import Secret as Secret
 from ._snapshot import Snapshot as Snapshot
+from ._validators import Validator as Validator
+from ._validators import load_validators as load_validators
 
 __version__ = "0.1.0"
 
@@ -38,11 +43,16 @@ __all__ = (
     "LoadError",
     "ParseError",
     "RefreshResult",
+    "Secret",
     "Snapshot",
     "SourceError",
     "SourceUnavailable",
     "ValidationError",
+    "ValidationFailure",
+    "Validator",
     "WatchKey",
     "__version__",
+    "add_converter",
     "load",
+    "load_validators",
 )

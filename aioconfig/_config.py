@@ -32,6 +32,7 @@ from ._refresh import (
     WatchKey,
 )
 from ._snapshot import Snapshot
+from ._validators import Validator
 from .flags._details import EvaluationDetails
 from .flags._evaluate import evaluate
 from .flags._model import FlagConfig
@@ -120,6 +121,7 @@ class Config(Mapping[str, Any]):
         environments: bool = False,
         case_sensitive: bool = True,
         converters: Mapping[str, Converter] | None = None,
+        validators: Sequence[Validator] = (),
     ) -> None:
         self._flat: Any = _NOT_OPEN
         self._case_sensitive = case_sensitive
@@ -146,6 +148,7 @@ class Config(Mapping[str, Any]):
             environments=environments,
             fold_case=not case_sensitive,
             converters=converters,
+            validators=validators,
         )
         self._stack: AsyncExitStack | None = None
         self._host: asyncio.Task[None] | None = None
@@ -439,6 +442,7 @@ def load(
     env_var: str | None = None,
     case_sensitive: bool = True,
     converters: Mapping[str, Converter] | None = None,
+    validators: Iterable[Validator] = (),
     clock: Clock | None = None,
     seed: int | None = None,
 ) -> Config:
@@ -447,6 +451,9 @@ def load(
     Later sources override earlier ones: mappings are deep-merged, anything else replaced. A
     ``str`` or ``Path`` means ``File(path)``. ``default_user`` is who feature flags are
     evaluated for when a call names no user. See the README for every option.
+
+    ``validators``: every candidate snapshot must pass them (all failures are listed in one
+    ``ValidationError``); their defaults and casts go into the snapshot.
 
     Environments: with ``environments=True`` files hold sections (``[default]``,
     ``[production]``, ..., ``[global]``); the active one is ``env``, else the variable
@@ -523,7 +530,18 @@ def load(
         environments=environments,
         case_sensitive=case_sensitive,
         converters=converters,
+        validators=_checked_validators(validators),
     )
+
+
+def _checked_validators(validators: Iterable[Validator]) -> tuple[Validator, ...]:
+    checked = tuple(validators)
+    for validator in checked:
+        if not isinstance(validator, Validator):
+            raise TypeError(
+                f"validators must be aioconfig.Validator objects, got {type(validator).__name__}"
+            )
+    return checked
 
 
 def _environment(sources: Sequence[Source], env: str | None, env_var: str | None) -> str | None:

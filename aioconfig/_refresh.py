@@ -45,6 +45,7 @@ from ._layers import Converter, Layer, interpolate, prepare, resolve_tokens
 from ._layers import converters as _layers_converters
 from ._merge import build, patch
 from ._snapshot import FoldedIndex, Snapshot
+from ._validators import Validator, error_for, run_validators
 from .flags._combine import EMPTY, changed_keys, combine
 from .flags._model import FlagConfig, parse_flags
 from .flags._user import User
@@ -138,8 +139,10 @@ class Engine:
         environments: bool = False,
         fold_case: bool = False,
         converters: Mapping[str, Converter] | None = None,
+        validators: Sequence[Validator] = (),
     ) -> None:
         self._states = [_SourceState(source) for source in sources]
+        self._validators = tuple(validators)
         #: The active environment (``load(env=...)``), and whether files have sections for it
         #: unless they say otherwise (``File(environments=...)``).
         self.environment = environment
@@ -213,6 +216,11 @@ class Engine:
         if entry is None:
             return False
         root, flat, _ = build([entry.data])
+        try:
+            root, flat, _ = self._validated(root, flat, frozenset(), None)
+        except ValidationError as exc:
+            logger.warning("ignoring the cache %s: rejected by the validators: %s", where, exc)
+            return False
         if self._fold_case:
             flat = FoldedIndex(flat)
         try:
@@ -547,6 +555,28 @@ class Engine:
                 changed = set(keys)
                 root = patch(root, flat, values, changed, None if old is None else old._flat)
                 keys = frozenset(changed)
+        return self._validated(root, flat, keys, old)
+
+    def _validated(
+        self,
+        root: Mapping[str, Any],
+        flat: dict[str, Any],
+        keys: frozenset[str],
+        old: Snapshot | None,
+    ) -> tuple[Mapping[str, Any], dict[str, Any], frozenset[str]]:
+        """Run ``load(validators=...)``: apply their defaults and casts, or raise every failure."""
+        if not self._validators:
+            return root, flat, keys
+        outcome = run_validators(
+            self._validators, flat, env=self.environment or DEFAULT_ENVIRONMENT
+        )
+        error = error_for(outcome)
+        if error is not None:
+            raise error
+        if outcome.patch:
+            changed = set(keys)
+            root = patch(root, flat, outcome.patch, changed, None if old is None else old._flat)
+            keys = frozenset(changed)
         return root, flat, keys
 
     def _commit(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from aioconfig import ParseError, load
+from aioconfig import ParseError, ValidationError, Validator, load
 from aioconfig._layers import _REGISTRY, add_converter, prepare, resolve_tokens
 from aioconfig._secrets import Secret
 from aioconfig.sources import Env, File, Static
@@ -314,3 +314,76 @@ def test_secret_values_are_unwrapped_and_remembered() -> None:
 def test_data_without_tokens_is_used_as_it_is() -> None:
     data = {"a": {"b": [1, "x"]}}
     assert prepare(data, "src").data is data
+
+
+# ---------------------------------------------------------------- validators
+
+
+async def test_validators_apply_defaults_and_casts_to_the_snapshot() -> None:
+    validators = [
+        Validator("db.port", default=5432, is_type_of=int),
+        Validator("timeout", cast=float, gte=0),
+        Validator("db.pool", default={"size": 5}),
+    ]
+    source = MutableSource({"db": {"host": "h"}, "timeout": "2"})
+    async with load(source, validators=validators, mode="manual") as config:
+        assert config["db.port"] == 5432 and config["timeout"] == 2.0
+        assert config["db.pool.size"] == 5 and config["db"]["port"] == 5432
+        source.set({"db": {"host": "h2"}, "timeout": "2"})
+        result = await config.refresh(force=True)
+        assert result.keys == {"db.host"}  # defaults and casts that stayed the same did not change
+
+
+async def test_a_failing_start_up_lists_every_failure() -> None:
+    validators = [
+        Validator("db.host", must_exist=True),
+        Validator("db.port", gte=1024),
+        Validator("db.password", len_min=12),
+    ]
+    data = {"db": {"port": 80, "password": "hunter2"}}
+    with pytest.raises(Exception, match="3 validation failures") as info:
+        await load(Static(data), validators=validators, mode="manual")
+    text = str(info.value)
+    assert "db.host" in text and "db.port" in text and "db.password" in text
+    assert "hunter2" not in text
+
+
+async def test_an_update_failing_validation_is_rejected_and_reported() -> None:
+    errors: list[Exception] = []
+    source = MutableSource({"workers": 4})
+    validators = [Validator("workers", is_type_of=int, lte=64)]
+    async with (
+        load(
+            source, validators=validators, on_refresh_error=errors.append, mode="manual"
+        ) as config,
+        config.changes() as events,
+    ):
+        source.set({"workers": 1000})
+        result = await config.refresh(force=True)
+        assert isinstance(result.error, ValidationError)
+        (failure,) = result.error.details
+        assert (failure.key, failure.rule, failure.value) == ("workers", "lte", "1000")
+        assert config["workers"] == 4
+        assert errors == [result.error]
+        event = await anext(events)
+        assert event.error is result.error
+
+
+async def test_validators_can_be_limited_to_environments(settings: Path) -> None:
+    validators = [Validator("debug", eq=False, env="production")]
+    async with load(settings, environments=True, env="development", validators=validators):
+        pass
+    async with load(settings, environments=True, env="production", validators=validators):
+        pass
+    with pytest.raises(Exception, match="debug"):
+        await load(
+            settings,
+            environments=True,
+            env="development",
+            validators=[Validator("debug", eq=False)],
+        )
+
+
+def test_validators_must_be_validators() -> None:
+    with pytest.raises(TypeError, match="validators must be aioconfig.Validator objects"):
+        load(Static({}), validators=[lambda snapshot: None])  # type: ignore[list-item]

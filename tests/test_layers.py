@@ -385,5 +385,5 @@ async def test_validators_can_be_limited_to_environments(settings: Path) -> None
 
 
 def test_validators_must_be_validators() -> None:
-    with pytest.raises(TypeError, match="validators must be aioconfig.Validator objects"):
+    with pytest.raises(TypeError, match=r"validators must be aioconfig\.Validator objects"):
         load(Static({}), validators=[lambda snapshot: None])  # type: ignore[list-item]

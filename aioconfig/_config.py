@@ -21,6 +21,7 @@ from ._cache import Cache
 from ._clock import Clock, SystemClock
 from ._events import ChangeStream, Hub
 from ._exceptions import ClosedError, KeyNotFound
+from ._history import HistoryEntry, render
 from ._layers import Converter
 from ._refresh import (
     DEFAULT_ENVIRONMENT,
@@ -204,6 +205,24 @@ class Config(Mapping[str, Any]):
     def environment(self) -> str:
         """The active environment (``load(env=...)`` or the environment variable)."""
         return self._engine.environment or DEFAULT_ENVIRONMENT
+
+    # ------------------------------------------------------------------ provenance
+
+    def history(self, key: str, *, reveal: bool = False) -> list[HistoryEntry]:
+        """Every layer that sets dotted ``key``, newest (highest precedence) first.
+
+        Each entry names the source and the exact origin (file and environment section,
+        variable, URL, etcd key and revision), the value (masked for secrets unless
+        ``reveal``), and, on the entry serving now, the snapshot version that brought it.
+        Validators' defaults and casts and ``@format`` results come first, over the source
+        they build on. Worked out when asked: it costs nothing until then.
+        """
+        self.snapshot  # noqa: B018 - raises ClosedError when not open
+        return self._engine.history(key, reveal=reveal)
+
+    def explain(self, key: str, *, reveal: bool = False) -> str:
+        """:meth:`history` as a table for people."""
+        return render(key, self.history(key, reveal=reveal), shown=_shown_value)
 
     # ------------------------------------------------------------------ feature flags
 
@@ -532,6 +551,11 @@ def load(
         converters=converters,
         validators=_checked_validators(validators),
     )
+
+
+def _shown_value(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _checked_validators(validators: Iterable[Validator]) -> tuple[Validator, ...]:

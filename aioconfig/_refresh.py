@@ -41,9 +41,12 @@ from ._exceptions import (
     SourceUnavailable,
     ValidationError,
 )
+from ._history import _MISSING as _UNSET_LOOKUP
+from ._history import HistoryEntry, lookup
 from ._layers import Converter, Layer, interpolate, prepare, resolve_tokens
 from ._layers import converters as _layers_converters
-from ._merge import build, patch
+from ._merge import build, patch, thaw
+from ._secrets import MASK
 from ._snapshot import FoldedIndex, Snapshot
 from ._validators import Validator, error_for, run_validators
 from .flags._combine import EMPTY, changed_keys, combine
@@ -143,6 +146,7 @@ class Engine:
     ) -> None:
         self._states = [_SourceState(source) for source in sources]
         self._validators = tuple(validators)
+        self._introduced: dict[str, int] = {}  # key -> the version its value came in
         #: The active environment (``load(env=...)``), and whether files have sections for it
         #: unless they say otherwise (``File(environments=...)``).
         self.environment = environment
@@ -217,7 +221,8 @@ class Engine:
             return False
         root, flat, _ = build([entry.data])
         try:
-            root, flat, _ = self._validated(root, flat, frozenset(), None)
+            built = self._validated(_Built(root, flat, frozenset(), {}, frozenset()), None)
+            root, flat = built.root, built.flat
         except ValidationError as exc:
             logger.warning("ignoring the cache %s: rejected by the validators: %s", where, exc)
             return False
@@ -447,7 +452,8 @@ class Engine:
                     return RefreshResult(snapshot=old), None
             try:
                 prepared = {i: self._prepare(i, payload) for i, payload in updates.items()}
-                root, flat, keys = self._build(prepared, old)
+                built = self._build(prepared, old)
+                root, flat, keys = built.root, built.flat, built.keys
             except ConfigError as exc:  # a failed cast, a bad template: the candidate is bad
                 return RefreshResult(error=exc, snapshot=old), None
             flags = self._combined(
@@ -463,6 +469,7 @@ class Engine:
                 # changes. Flags are not held: a flag document is one consistent version.
                 if self._sentinels and not any(key_matches(k, self._sentinels) for k in keys):
                     root, flat, keys = old._data, old._flat, frozenset()
+                    built = _Built(root, flat, keys, old._derived, old._secret_keys)
                 if not keys and not flag_keys:
                     # Nothing to swap (yet): remember the data, so a later sentinel change or
                     # refresh applies it, and move on.
@@ -476,6 +483,8 @@ class Engine:
                 sources=tuple(state.source.name for state in self._states),
                 flags=flags,
                 default_user=self._default_user,
+                secret_keys=built.secrets,
+                derived=built.derived,
             )
             rejection = await self._rejection(candidate)
             if rejection is not None:
@@ -483,6 +492,7 @@ class Engine:
 
             self._commit(updates, prepared, pushed)
             self.snapshot = candidate
+            self._introduce(keys, candidate)
             self._publish(candidate)
             event = None
             if old is not None:
@@ -534,10 +544,9 @@ class Engine:
             table=self._table,
         )
 
-    def _build(
-        self, prepared: dict[int, Layer], old: Snapshot | None
-    ) -> tuple[Mapping[str, Any], dict[str, Any], frozenset[str]]:
-        """Merge the prepared layers over the current ones; fill in ``@format`` templates."""
+    def _build(self, prepared: dict[int, Layer], old: Snapshot | None) -> _Built:
+        """Merge the prepared layers over the current ones; fill in ``@format`` templates;
+        run the validators."""
         layers = [
             prepared[i] if i in prepared else state.layer or _NO_LAYER
             for i, state in enumerate(self._states)
@@ -548,6 +557,7 @@ class Engine:
             data = [layer.data for layer in layers]
         previous = None if old is None else (old._data, old._flat)
         root, flat, keys = build(data, previous)
+        derived: dict[str, str] = {}
         formats = {key: spec for layer in layers for key, spec in layer.formats.items()}
         if formats:
             values = interpolate(flat, formats, self._table)
@@ -555,29 +565,93 @@ class Engine:
                 changed = set(keys)
                 root = patch(root, flat, values, changed, None if old is None else old._flat)
                 keys = frozenset(changed)
-        return self._validated(root, flat, keys, old)
+                derived.update((key, "@format " + formats[key].template) for key in values)
+        secrets = frozenset().union(*(layer.secrets for layer in layers))
+        built = _Built(root, flat, keys, derived, secrets)
+        return self._validated(built, old)
 
-    def _validated(
-        self,
-        root: Mapping[str, Any],
-        flat: dict[str, Any],
-        keys: frozenset[str],
-        old: Snapshot | None,
-    ) -> tuple[Mapping[str, Any], dict[str, Any], frozenset[str]]:
+    def _validated(self, built: _Built, old: Snapshot | None) -> _Built:
         """Run ``load(validators=...)``: apply their defaults and casts, or raise every failure."""
         if not self._validators:
-            return root, flat, keys
+            return built
         outcome = run_validators(
-            self._validators, flat, env=self.environment or DEFAULT_ENVIRONMENT
+            self._validators, built.flat, env=self.environment or DEFAULT_ENVIRONMENT
         )
         error = error_for(outcome)
         if error is not None:
             raise error
-        if outcome.patch:
-            changed = set(keys)
-            root = patch(root, flat, outcome.patch, changed, None if old is None else old._flat)
-            keys = frozenset(changed)
-        return root, flat, keys
+        if not outcome.patch:
+            return built
+        changed = set(built.keys)
+        old_flat = None if old is None else old._flat
+        root = patch(built.root, built.flat, outcome.patch, changed, old_flat)
+        derived = {**built.derived, **dict.fromkeys(outcome.patch, "validators")}
+        return _Built(root, built.flat, frozenset(changed), derived, built.secrets)
+
+    def _introduce(self, keys: frozenset[str], snapshot: Snapshot) -> None:
+        """Note the version each changed key got its value in (for ``history``)."""
+        introduced = self._introduced
+        flat = snapshot._flat
+        for key in keys:
+            if key in flat:
+                introduced[key] = snapshot.version
+            else:
+                introduced.pop(key, None)
+
+    def history(self, key: str, *, reveal: bool) -> list[HistoryEntry]:
+        """Every layer that sets ``key``, highest precedence first (see ``Config.history``)."""
+        snapshot = self.snapshot
+        if snapshot is None:
+            return []
+        if self._fold_case:
+            key = key.lower()
+        path = tuple(key.split("."))
+        secret = not reveal and snapshot.is_secret(key)
+        entries: list[HistoryEntry] = []
+        version = self._introduced.get(key, 1 if snapshot.from_cache else None)
+        current = snapshot._flat.get(key, _UNSET)
+
+        def shown(value: Any) -> Any:
+            return MASK if secret else thaw(value)
+
+        how = snapshot._derived.get(key)
+        if how is not None and current is not _UNSET:
+            origin = how if not how.startswith("@format") or not secret else "@format"
+            kind = "validators" if how == "validators" else "@format"
+            entries.append(HistoryEntry(key, shown(current), kind, origin, version, True))
+        for state in reversed(self._states):
+            layer = state.layer
+            if layer is None:
+                continue
+            value = lookup(layer.data, path)
+            if value is _UNSET_LOOKUP:
+                continue
+            source = state.source
+            origin = source.describe(path) or source.name
+            sections = source.environments
+            if sections is None:
+                sections = self._environments
+            if sections and isinstance(state.data, Mapping):
+                origin += f" [{self._section(state.data, path)}]"
+            serving = not entries
+            entries.append(
+                HistoryEntry(
+                    key, shown(value), source.name, origin, version if serving else None, serving
+                )
+            )
+        if not entries and current is not _UNSET:  # from the cache, with no source answering yet
+            entries.append(HistoryEntry(key, shown(current), "cache", "cache", version, True))
+        return entries
+
+    def _section(self, data: Mapping[str, Any], path: tuple[str, ...]) -> str:
+        """Which environment section of a file's ``data`` gives ``path`` its value."""
+        active = (self.environment or DEFAULT_ENVIRONMENT).lower()
+        for wanted in ("global", active, "default"):
+            for name, section in data.items():
+                if str(name).lower() == wanted and isinstance(section, Mapping):
+                    if lookup(section, path) is not _UNSET_LOOKUP:
+                        return str(name)
+        return "?"
 
     def _commit(
         self, updates: dict[int, Payload], prepared: dict[int, Layer], pushed: bool
@@ -685,6 +759,18 @@ class Engine:
 
 
 _NO_LAYER = Layer({})
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """A candidate's tree, index and changed keys, and what was decided after the merge."""
+
+    root: Mapping[str, Any]
+    flat: dict[str, Any]
+    keys: frozenset[str]
+    derived: Mapping[str, str]  # key -> "@format <template>" or "validators"
+    secrets: frozenset[str]  # keys given as Secret(...)
 
 
 class _Fetched(dict[int, Payload]):

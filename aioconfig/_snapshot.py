@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._exceptions import KeyNotFound
 from ._merge import thaw
+from ._secrets import DEFAULT_SECRET_MATCHER
 from .flags._combine import EMPTY
 from .flags._evaluate import evaluate
 
@@ -55,7 +56,9 @@ class Snapshot(Mapping[str, Any]):
 
     __slots__ = (
         "_data",
+        "_derived",
         "_flat",
+        "_secret_keys",
         "created_at",
         "default_user",
         "flags",
@@ -75,6 +78,8 @@ class Snapshot(Mapping[str, Any]):
         from_cache: bool = False,
         flags: FlagConfig = EMPTY,
         default_user: User | None = None,
+        secret_keys: frozenset[str] = frozenset(),
+        derived: Mapping[str, str] | None = None,
     ) -> None:
         # Built by the engine from ``_merge.build``; not meant to be constructed by users.
         self._data = data
@@ -92,6 +97,13 @@ class Snapshot(Mapping[str, Any]):
         self.flags = flags
         #: The user flags are evaluated for when a call names none (``load(default_user=)``).
         self.default_user = default_user
+        self._secret_keys = secret_keys  # given as Secret(...), whatever their names
+        self._derived: Mapping[str, str] = derived or {}  # set after the merge: how
+
+    def is_secret(self, key: str) -> bool:
+        """Whether ``key``'s value is masked where it is shown: its name looks secret
+        (``*password*``, ``*secret*``, ``*token*``, ``*key``) or it was given as ``Secret``."""
+        return key in self._secret_keys or DEFAULT_SECRET_MATCHER(key)
 
     def __getitem__(self, key: str) -> Any:
         try:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from aioconfig import ParseError, ValidationError, Validator, load
+from aioconfig import ClosedError, ParseError, ValidationError, Validator, load
 from aioconfig._layers import _REGISTRY, add_converter, prepare, resolve_tokens
 from aioconfig._secrets import Secret
 from aioconfig.sources import Env, File, Static
@@ -387,3 +387,54 @@ async def test_validators_can_be_limited_to_environments(settings: Path) -> None
 def test_validators_must_be_validators() -> None:
     with pytest.raises(TypeError, match=r"validators must be aioconfig\.Validator objects"):
         load(Static({}), validators=[lambda snapshot: None])  # type: ignore[list-item]
+
+
+# ---------------------------------------------------------------- history
+
+
+async def test_history_lists_every_layer_newest_first(settings: Path) -> None:
+    environ = {"MYAPP_DB__PORT": "@int 3", "MYAPP_API_TOKEN": "t0k"}
+    sources = (
+        File(settings, environments=True),
+        Env("MYAPP", environ=environ),
+        Static({"dsn": "@format {db.host}:{db.port}", "pw": Secret("x")}),
+    )
+    validators = [Validator("db.user", default="app")]
+    async with load(*sources, validators=validators, env="production", mode="manual") as config:
+        port = config.history("db.port")
+        assert [(e.source, e.origin, e.value, e.version, e.serving) for e in port] == [
+            ("env:MYAPP_*", "MYAPP_DB__PORT", 3, 1, True),
+            (str(settings), f"{settings} [default]", 5432, None, False),
+        ]
+        assert config.history("db.host")[0].origin == f"{settings} [production]"
+        dsn = config.history("dsn")
+        assert [(e.source, e.value) for e in dsn] == [
+            ("@format", "db.prod:3"),
+            ("static", "@format {db.host}:{db.port}"),
+        ]
+        assert [(e.source, e.value) for e in config.history("db.user")] == [("validators", "app")]
+        assert config.history("api_token")[0].value == "**********"
+        assert config.history("api_token", reveal=True)[0].value == "t0k"
+        assert config.history("pw")[0].value == "**********"
+        assert config.history("nope") == []
+        text = config.explain("db.port")
+        assert "MYAPP_DB__PORT" in text and "[default]" in text and "*" in text
+        assert "t0k" not in config.explain("api_token")
+        assert config.explain("nope") == "nope: not set by any source"
+
+
+async def test_history_says_which_version_brought_the_serving_value() -> None:
+    source = MutableSource({"a": 1, "b": 1})
+    async with load(source, mode="manual") as config:
+        source.set({"a": 2, "b": 1})
+        await config.refresh(force=True)
+        assert config.history("a")[0].version == 2
+        assert config.history("b")[0].version == 1
+
+
+async def test_history_on_a_closed_config_raises() -> None:
+    config = load(Static({"a": 1}), mode="manual")
+    async with config:
+        pass
+    with pytest.raises(ClosedError):
+        config.history("a")

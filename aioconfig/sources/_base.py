@@ -97,5 +97,10 @@ class Source(abc.ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} cannot watch")
 
+    def describe(self, path: tuple[str, ...]) -> str | None:
+        """Where exactly the key at ``path`` comes from, for ``Config.history``: a variable
+        name, an etcd key and revision. None when the source's name says it all."""
+        return None
+
     async def aclose(self) -> None:  # noqa: B027 - an optional hook, deliberately empty
         """Release connections or handles. Called once, when the Config closes."""

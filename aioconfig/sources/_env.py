@@ -60,6 +60,11 @@ class Env(Source):
             return NotModified(digest)
         return Payload(self._nest(items), digest)
 
+    def describe(self, path: tuple[str, ...]) -> str | None:
+        # The variable is not kept (values may be secrets); its name follows from the path,
+        # up to case, which the environment may hold differently.
+        return self._prefix + self._separator.join(path).upper()
+
     def _nest(self, items: list[tuple[str, str]]) -> dict[str, Any]:
         data: dict[str, Any] = {}
         owners: dict[tuple[str, ...], str] = {}  # key path -> the variable that made it

@@ -283,6 +283,15 @@ class Etcd(Source):
         self._remember(mirror)
         return Payload(data, mirror.token)
 
+    def describe(self, path: tuple[str, ...]) -> str | None:
+        mirror = self._mirror
+        if mirror is not None:
+            for key, entry in mirror.entries.items():
+                if entry.path == path:
+                    shown = key.decode("utf-8", "backslashreplace")
+                    return f"{shown} (mod_revision {entry.mod_revision})"
+        return None
+
     def _remember(self, mirror: _Mirror) -> None:
         if self._mirror is None or mirror.revision >= self._mirror.revision:
             self._mirror = mirror

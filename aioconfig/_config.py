@@ -44,6 +44,7 @@ from .sources._env import Env
 __all__ = ("Config", "ConfigStatistics", "load")
 
 _T = TypeVar("_T")
+_M = TypeVar("_M")
 _MODES = ("auto", "lazy", "manual")
 DEFAULT_REFRESH_INTERVAL = 30.0
 
@@ -123,6 +124,7 @@ class Config(Mapping[str, Any]):
         case_sensitive: bool = True,
         converters: Mapping[str, Converter] | None = None,
         validators: Sequence[Validator] = (),
+        models: Sequence[type] = (),
     ) -> None:
         self._flat: Any = _NOT_OPEN
         self._case_sensitive = case_sensitive
@@ -150,6 +152,7 @@ class Config(Mapping[str, Any]):
             fold_case=not case_sensitive,
             converters=converters,
             validators=validators,
+            models=models,
         )
         self._stack: AsyncExitStack | None = None
         self._host: asyncio.Task[None] | None = None
@@ -205,6 +208,24 @@ class Config(Mapping[str, Any]):
     def environment(self) -> str:
         """The active environment (``load(env=...)`` or the environment variable)."""
         return self._engine.environment or DEFAULT_ENVIRONMENT
+
+    def bind(self, model: type[_M]) -> _M:
+        """The current snapshot as an instance of ``model`` (a pydantic model or a dataclass).
+
+        ``settings = config.bind(Settings)`` is typed as ``Settings``. The instance is built
+        once per snapshot version and cached on it, so calling ``bind`` on every request costs
+        a dict lookup; after a swap the next call builds the new version's. Pass the model to
+        ``load(models=[...])`` as well to have every candidate checked before the swap.
+        """
+        snapshot = self._engine.snapshot
+        if snapshot is None or self._state is not _State.OPENED:
+            self._check_open()
+        assert snapshot is not None
+        try:
+            instance: _M = snapshot._bound[model]
+        except KeyError:
+            instance = snapshot.bind(model)
+        return instance
 
     # ------------------------------------------------------------------ provenance
 
@@ -462,6 +483,7 @@ def load(
     case_sensitive: bool = True,
     converters: Mapping[str, Converter] | None = None,
     validators: Iterable[Validator] = (),
+    models: Iterable[type] = (),
     clock: Clock | None = None,
     seed: int | None = None,
 ) -> Config:
@@ -472,7 +494,8 @@ def load(
     evaluated for when a call names no user. See the README for every option.
 
     ``validators``: every candidate snapshot must pass them (all failures are listed in one
-    ``ValidationError``); their defaults and casts go into the snapshot.
+    ``ValidationError``); their defaults and casts go into the snapshot. ``models``: pydantic
+    models or dataclasses every candidate must fit (see ``Config.bind``).
 
     Environments: with ``environments=True`` files hold sections (``[default]``,
     ``[production]``, ..., ``[global]``); the active one is ``env``, else the variable
@@ -550,6 +573,7 @@ def load(
         case_sensitive=case_sensitive,
         converters=converters,
         validators=_checked_validators(validators),
+        models=tuple(models),
     )
 
 

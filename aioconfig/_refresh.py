@@ -143,8 +143,10 @@ class Engine:
         fold_case: bool = False,
         converters: Mapping[str, Converter] | None = None,
         validators: Sequence[Validator] = (),
+        models: Sequence[type] = (),
     ) -> None:
         self._states = [_SourceState(source) for source in sources]
+        self._models = tuple(models)
         self._validators = tuple(validators)
         self._introduced: dict[str, int] = {}  # key -> the version its value came in
         #: The active environment (``load(env=...)``), and whether files have sections for it
@@ -518,7 +520,12 @@ class Engine:
         )
 
     async def _rejection(self, candidate: Snapshot) -> ValidationError | None:
-        """What ``validate=`` says against ``candidate`` (None: accepted)."""
+        """What ``models=`` and ``validate=`` say against ``candidate`` (None: accepted)."""
+        for model in self._models:
+            try:
+                candidate.bind(model)  # kept on the candidate: bind() is ready when it serves
+            except ValidationError as exc:
+                return exc
         if self._validate is None:
             return None
         try:

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from ._bind import bind
 from ._exceptions import KeyNotFound
 from ._merge import thaw
 from ._secrets import DEFAULT_SECRET_MATCHER
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = ("FoldedIndex", "Snapshot")
 
 _T = TypeVar("_T")
+_M = TypeVar("_M")
 
 
 class FoldedIndex(dict[str, Any]):
@@ -55,6 +57,7 @@ class Snapshot(Mapping[str, Any]):
     """
 
     __slots__ = (
+        "_bound",
         "_data",
         "_derived",
         "_flat",
@@ -99,6 +102,7 @@ class Snapshot(Mapping[str, Any]):
         self.default_user = default_user
         self._secret_keys = secret_keys  # given as Secret(...), whatever their names
         self._derived: Mapping[str, str] = derived or {}  # set after the merge: how
+        self._bound: dict[type, Any] = {}  # model -> its instance for this snapshot (bind)
 
     def is_secret(self, key: str) -> bool:
         """Whether ``key``'s value is masked where it is shown: its name looks secret
@@ -136,6 +140,18 @@ class Snapshot(Mapping[str, Any]):
         """A deep, mutable copy: plain dicts and lists, free to change."""
         result: dict[str, Any] = thaw(self._data)
         return result
+
+    def bind(self, model: type[_M]) -> _M:
+        """This snapshot as an instance of ``model`` (a pydantic model or a dataclass).
+
+        Built once per snapshot and kept, so calling it again costs a dict lookup.
+        Raises ``ValidationError`` listing every field that does not fit.
+        """
+        try:
+            instance: _M = self._bound[model]
+        except KeyError:
+            instance = bind(self, model)
+        return instance
 
     # -- feature flags ---------------------------------------------------------------------
 

@@ -155,11 +155,34 @@ def prepare(
     ``environment``: the active environment's name when the source holds environment
     sections, else None. ``table``: the converters (``converters()`` by default).
     """
-    if environment is not None:
-        data = _select(data, environment, source)
+    table = converters() if table is None else table
+    if environment is None:
+        return _prepare_one(data, source, fold_case, table)
+    # Sections are layers of their own, so "@merge" and "@del" in [production] work against
+    # [default]; what is left of the tokens then applies against the earlier sources.
+    sections = [
+        _prepare_one(s, source, fold_case, table) for s in _sections(data, environment, source)
+    ]
+    resolved = resolve_tokens(sections)
+    merged: dict[str, Any] = {}
+    tokens: list[tuple[tuple[str, ...], str]] = []
+    for index, (section, section_data) in enumerate(zip(sections, resolved, strict=True)):
+        _deep_update(merged, section_data)
+        for path, kind in section.tokens:
+            below = [layer.data for layer in sections[:index]]
+            if kind == "del" or all(_get(d, path) is _MISSING for d in below):
+                tokens.append((path, kind))
+    formats = {key: spec for section in sections for key, spec in section.formats.items()}
+    secrets = frozenset().union(*(section.secrets for section in sections))
+    return Layer(merged, tuple(tokens), formats, secrets)
+
+
+def _prepare_one(
+    data: Mapping[str, Any], source: str, fold_case: bool, table: Mapping[str, Converter]
+) -> Layer:
     if not fold_case and not _may_hold_tokens(data):
         return Layer(data)
-    walk = _Walk(source, converters() if table is None else table, fold_case)
+    walk = _Walk(source, table, fold_case)
     prepared = walk.mapping(data, ())
     return Layer(prepared, tuple(walk.tokens), walk.formats, frozenset(walk.secrets))
 
@@ -173,22 +196,19 @@ def _may_hold_tokens(data: Mapping[str, Any]) -> bool:
     return b'"@' in blob or b'["@' in blob
 
 
-def _select(data: Mapping[str, Any], environment: str, source: str) -> Mapping[str, Any]:
+def _sections(data: Mapping[str, Any], environment: str, source: str) -> list[Mapping[str, Any]]:
+    """The sections that count, lowest first: ``default``, the environment's, ``global``."""
     wanted = ("default", environment.lower(), "global")
-    sections: dict[str, list[Mapping[str, Any]]] = {name: [] for name in wanted}
+    found: dict[str, list[Mapping[str, Any]]] = {name: [] for name in wanted}
     for key, value in data.items():
         name = str(key).lower()
-        if name in sections:
+        if name in found:
             if not isinstance(value, Mapping):
                 raise ParseError(
                     source, f"environment section [{key}] must be a table, not a value"
                 )
-            sections[name].append(value)
-    merged: dict[str, Any] = {}
-    for name in wanted:
-        for section in sections[name]:
-            _deep_update(merged, section)
-    return merged
+            found[name].append(value)
+    return [section for name in dict.fromkeys(wanted) for section in found[name]]
 
 
 def _deep_update(target: dict[str, Any], update: Mapping[str, Any]) -> None:

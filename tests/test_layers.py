@@ -438,3 +438,18 @@ async def test_history_on_a_closed_config_raises() -> None:
         pass
     with pytest.raises(ClosedError):
         config.history("a")
+
+
+async def test_merge_tokens_work_across_environment_sections(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[default]\nplugins = ["a"]\nold = 1\n'
+        '[production]\nplugins = ["@merge", "b"]\nold = "@del"\nextra = "@merge [\\"x\\"]"\n'
+    )
+    earlier = Static({"extra": ["e"], "plugins": ["never"]}, name="earlier")
+    async with load(earlier, path, environments=True, env="production", mode="manual") as config:
+        # [production] merges with [default]; [default] replaced the earlier source's list.
+        assert config["plugins"] == ("a", "b")
+        assert "old" not in config
+        # No section below sets "extra": the merge reaches the earlier source.
+        assert config["extra"] == ("e", "x")

@@ -7,6 +7,8 @@ import json
 import os
 import re
 import shutil
+import sys
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,8 +49,12 @@ def test_readme_example_runs(
 ) -> None:
     shutil.copy(ROOT / "examples" / "settings.toml", tmp_path / "settings.toml")
     shutil.copy(ROOT / "examples" / "flags.json", tmp_path / "flags.json")
+    shutil.copy(ROOT / "examples" / "layered.toml", tmp_path / "layered.toml")
     monkeypatch.chdir(tmp_path)
-    namespace: dict[str, Any] = {"__name__": "readme_example"}
+    # A real module, so that what looks itself up in sys.modules (dataclasses) finds it.
+    module = types.ModuleType("readme_example")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    namespace: dict[str, Any] = module.__dict__
     with contextlib.ExitStack() as stack:
         if "Etcd(" in code:  # the etcd example runs against a real etcd of its own
             etcd = stack.enter_context(etcd_with({"/myapp/db/host": "db.from-etcd"}))

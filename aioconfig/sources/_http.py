@@ -16,10 +16,11 @@ import logging
 import math
 import re
 import socket
-from collections.abc import Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from ssl import SSLContext
+from typing import TypeVar
 
 import aiohttp
 from multidict import CIMultiDict
@@ -32,6 +33,8 @@ from ._formats import FORMATS, Format, format_from_path, parse
 __all__ = ("Http",)
 
 logger = logging.getLogger("aioconfig")
+
+_T = TypeVar("_T")
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
@@ -131,10 +134,7 @@ class Http(Source):
         if format is not None and format not in FORMATS:
             known = ", ".join(FORMATS)
             raise ValueError(f"unknown format {format!r}; expected one of: {known}")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError(f"timeout must be a number of seconds, got {type(timeout).__name__}")
-        if not (timeout > 0 and math.isfinite(timeout)):
-            raise ValueError(f"timeout must be a finite number > 0, got {timeout!r}")
+        check_seconds("timeout", timeout)
         _check_int("max_bytes", max_bytes, 1)
         _check_int("max_redirects", max_redirects, 0)
         if ssl is not None and not isinstance(ssl, SSLContext):
@@ -151,13 +151,7 @@ class Http(Source):
             credentials = f"{parsed.user or ''}:{parsed.password or ''}".encode()
             user["Authorization"] = "Basic " + base64.b64encode(credentials).decode("ascii")
             parsed = parsed.with_user(None)
-        for key, value in (headers or {}).items():
-            if not isinstance(key, str) or not isinstance(value, str):
-                raise TypeError("headers must map str to str")
-            if any(c in key or c in value for c in "\r\n\0"):
-                # Never the value in the message: it may be a token.
-                raise ValueError(f"header {key!r} contains a line break or NUL")
-            user[key] = value
+        add_headers(user, headers)
 
         self._url = parsed
         self._format = format
@@ -190,15 +184,33 @@ class Http(Source):
     async def load(self, token: Hashable | None) -> Payload | NotModified:
         previous = token if isinstance(token, _HttpToken) else None
         session = self._session_for_load()
-        try:
-            return await self._get(session, previous)
-        except SourceError:
-            raise
-        # Before ClientError: aiohttp's ServerTimeoutError is both.
-        except asyncio.TimeoutError:
-            raise SourceUnavailable(self._name, f"timed out after {self._timeout:g}s") from None
-        except aiohttp.ClientError as exc:
-            raise _client_error(self._name, exc) from None
+        conditional: CIMultiDict[str] = CIMultiDict()
+        if previous is not None:
+            if previous.etag is not None:
+                conditional["If-None-Match"] = previous.etag
+            if previous.last_modified is not None:
+                conditional["If-Modified-Since"] = previous.last_modified
+        headers = CIMultiDict(self._base_headers)
+        headers.update(self._user_headers)
+        headers.update(conditional)
+        cross_origin = CIMultiDict(self._base_headers)
+        cross_origin.update(conditional)
+
+        async def answer(response: aiohttp.ClientResponse) -> Payload | NotModified:
+            return await self._answer(response, previous)
+
+        return await send(
+            session,
+            self._url,
+            answer,
+            source=self._name,
+            headers=headers,
+            cross_origin_headers=cross_origin,
+            timeout=self._timeout,
+            max_redirects=self._max_redirects,
+            proxy=self._proxy,
+            ssl=self._ssl,
+        )
 
     async def aclose(self) -> None:
         """Close the session this source made (never one passed as ``session=``)."""
@@ -218,70 +230,8 @@ class Http(Source):
             return self._given_session
         if self._session is None:
             # Made here, not in __init__: a ClientSession belongs to the running event loop.
-            headers = {"User-Agent": _user_agent()}
-            self._session = aiohttp.ClientSession(
-                headers=headers, cookie_jar=aiohttp.DummyCookieJar()
-            )
+            self._session = new_session()
         return self._session
-
-    async def _get(
-        self, session: aiohttp.ClientSession, previous: _HttpToken | None
-    ) -> Payload | NotModified:
-        """One GET, following redirects by hand.
-
-        By hand, because aiohttp keeps custom headers (an X-Api-Key, say) on a redirect to
-        another host, and its ``max_redirects=5`` follows only four.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._timeout
-        conditional: CIMultiDict[str] = CIMultiDict()
-        if previous is not None:
-            if previous.etag is not None:
-                conditional["If-None-Match"] = previous.etag
-            if previous.last_modified is not None:
-                conditional["If-Modified-Since"] = previous.last_modified
-        headers = CIMultiDict(self._base_headers)
-        headers.update(self._user_headers)
-        headers.update(conditional)
-        url = self._url
-        seen = {url}
-        redirects = 0
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise asyncio.TimeoutError
-            async with session.get(
-                url,
-                headers=headers,
-                allow_redirects=False,
-                proxy=self._proxy,
-                ssl=self._ssl,
-                timeout=aiohttp.ClientTimeout(total=remaining),
-            ) as response:
-                status = response.status
-                if status not in _REDIRECTS:
-                    return await self._answer(response, previous)
-                location = response.headers.get("Location")
-            if location is None:
-                raise SourceError(self._name, f"{_status_text(status)} without a Location header")
-            try:
-                target = url.join(URL(location))
-            except ValueError:
-                raise SourceError(self._name, f"{_status_text(status)} to an invalid URL") from None
-            if target.scheme not in ("http", "https") or not target.host:
-                raise SourceError(self._name, "redirected to a URL that is not http(s)")
-            redirects += 1
-            if redirects > self._max_redirects:
-                raise SourceError(
-                    self._name, f"too many redirects (max_redirects={self._max_redirects})"
-                )
-            if target in seen:
-                raise SourceError(self._name, "redirect loop")
-            if target.origin() != url.origin():
-                headers = CIMultiDict(self._base_headers)
-                headers.update(conditional)
-            seen.add(target)
-            url = target
 
     async def _answer(
         self, response: aiohttp.ClientResponse, previous: _HttpToken | None
@@ -298,7 +248,7 @@ class Http(Source):
         if status not in (200, 203):
             raise _status_error(self._name, status)
         format = self._format or self._format_of(response)
-        body = await self._read(response)
+        body = await read_body(response, self._max_bytes, self._name)
         token = _HttpToken(
             etag=response.headers.get("ETag"),
             last_modified=response.headers.get("Last-Modified"),
@@ -336,24 +286,152 @@ class Http(Source):
             f"pass format= one of: {known}",
         )
 
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
-        """The body, refused as soon as it is known to exceed ``max_bytes``."""
-        limit = self._max_bytes
-        length = response.content_length
-        if length is not None and length > limit:
-            raise SourceError(
-                self._name, f"response body of {length} bytes exceeds max_bytes={limit}"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_chunked(_CHUNK):
-            size += len(chunk)
-            if size > limit:
-                # Drop the connection rather than drain a body that may never end.
-                response.close()
-                raise SourceError(self._name, f"response body exceeds max_bytes={limit}")
-            chunks.append(chunk)
-        return b"".join(chunks)
+
+def new_session() -> aiohttp.ClientSession:
+    """A session of a source's own: aioconfig's User-Agent, no cookie jar.
+
+    Call it from the running event loop (a ClientSession belongs to one), on the first load.
+    """
+    return aiohttp.ClientSession(
+        headers={"User-Agent": _user_agent()}, cookie_jar=aiohttp.DummyCookieJar()
+    )
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    url: URL,
+    answer: Callable[[aiohttp.ClientResponse], Awaitable[_T]],
+    *,
+    source: str,
+    headers: Mapping[str, str],
+    cross_origin_headers: Mapping[str, str],
+    timeout: float,
+    max_redirects: int,
+    proxy: URL | None,
+    ssl: SSLContext | bool,
+    allow_downgrade: bool = True,
+) -> _T:
+    """One GET of ``url``, following redirects by hand; ``answer`` reads the final response.
+
+    By hand, because aiohttp keeps custom headers (an X-Api-Key, say) on a redirect to another
+    host, and its ``max_redirects=5`` follows only four. ``headers`` go to ``url``'s origin;
+    from the first redirect to another origin on, ``cross_origin_headers`` instead.
+    ``allow_downgrade=False`` refuses a redirect from https to http. ``timeout`` bounds it all
+    (redirects and ``answer`` included), and every aiohttp failure, ``answer``'s too, becomes a
+    SourceError naming ``source``, never chained: aiohttp's own text quotes the URL.
+    """
+    try:
+        return await _follow(
+            session,
+            url,
+            answer,
+            source=source,
+            headers=headers,
+            cross_origin_headers=cross_origin_headers,
+            timeout=timeout,
+            max_redirects=max_redirects,
+            proxy=proxy,
+            ssl=ssl,
+            allow_downgrade=allow_downgrade,
+        )
+    except SourceError:
+        raise
+    # Before ClientError: aiohttp's ServerTimeoutError is both.
+    except asyncio.TimeoutError:
+        raise SourceUnavailable(source, f"timed out after {timeout:g}s") from None
+    except aiohttp.ClientError as exc:
+        raise _client_error(source, exc) from None
+
+
+async def _follow(
+    session: aiohttp.ClientSession,
+    url: URL,
+    answer: Callable[[aiohttp.ClientResponse], Awaitable[_T]],
+    *,
+    source: str,
+    headers: Mapping[str, str],
+    cross_origin_headers: Mapping[str, str],
+    timeout: float,
+    max_redirects: int,
+    proxy: URL | None,
+    ssl: SSLContext | bool,
+    allow_downgrade: bool,
+) -> _T:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    seen = {url}
+    redirects = 0
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise asyncio.TimeoutError
+        async with session.get(
+            url,
+            headers=headers,
+            allow_redirects=False,
+            proxy=proxy,
+            ssl=ssl,
+            timeout=aiohttp.ClientTimeout(total=remaining),
+        ) as response:
+            status = response.status
+            if status not in _REDIRECTS:
+                return await answer(response)
+            location = response.headers.get("Location")
+        if location is None:
+            raise SourceError(source, f"{_status_text(status)} without a Location header")
+        try:
+            target = url.join(URL(location))
+        except ValueError:
+            raise SourceError(source, f"{_status_text(status)} to an invalid URL") from None
+        if target.scheme not in ("http", "https") or not target.host:
+            raise SourceError(source, "redirected to a URL that is not http(s)")
+        if not allow_downgrade and url.scheme == "https" and target.scheme == "http":
+            raise SourceError(source, "refused a redirect from https to http")
+        redirects += 1
+        if redirects > max_redirects:
+            raise SourceError(source, f"too many redirects (max_redirects={max_redirects})")
+        if target in seen:
+            raise SourceError(source, "redirect loop")
+        if target.origin() != url.origin():
+            headers = cross_origin_headers
+        seen.add(target)
+        url = target
+
+
+async def read_body(response: aiohttp.ClientResponse, limit: int, source: str) -> bytes:
+    """The body, refused as soon as it is known to exceed ``limit`` bytes."""
+    length = response.content_length
+    if length is not None and length > limit:
+        raise SourceError(source, f"response body of {length} bytes exceeds max_bytes={limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            # Drop the connection rather than drain a body that may never end.
+            response.close()
+            raise SourceError(source, f"response body exceeds max_bytes={limit}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def check_seconds(what: str, value: object) -> None:
+    """A duration in seconds (a timeout, an interval): a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds, got {type(value).__name__}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{what} must be a finite number > 0, got {value!r}")
+
+
+def add_headers(target: CIMultiDict[str], headers: Mapping[str, str] | None) -> None:
+    """Check the user's ``headers`` and add them to ``target``. Errors never quote a value."""
+    for key, value in (headers or {}).items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise TypeError("headers must map str to str")
+        if any(c in key or c in value for c in "\r\n\0"):
+            # Never the value in the message: it may be a token.
+            raise ValueError(f"header {key!r} contains a line break or NUL")
+        target[key] = value
 
 
 def _http_url(value: str | URL, what: str) -> URL:

@@ -35,7 +35,7 @@ from ._refresh import (
 from ._snapshot import Snapshot
 from ._validators import Validator
 from .flags._details import EvaluationDetails
-from .flags._evaluate import evaluate
+from .flags._evaluate import _INFO, evaluate, info_cached
 from .flags._model import FlagConfig
 from .flags._user import User
 from .sources._base import Source
@@ -78,6 +78,13 @@ _NOT_OPEN = _Unavailable(
     "this Config is not open yet: use `config = await load(...)` or `async with load(...)`"
 )
 _CLOSED = _Unavailable("this Config is closed")
+
+
+class _Evaluate:
+    """Marks a flag that needs evaluating; no default value can be of this class."""
+
+
+_EVALUATE = _Evaluate()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +134,7 @@ class Config(Mapping[str, Any]):
         models: Sequence[type] = (),
     ) -> None:
         self._flat: Any = _NOT_OPEN
+        self._fixed: Any = _NOT_OPEN
         self._case_sensitive = case_sensitive
         self._state = _State.UNOPENED
         self._max_init_wait = max_init_wait
@@ -260,10 +268,13 @@ class Config(Mapping[str, Any]):
         the problem is logged on ``aioconfig.flags`` and shown by :meth:`get_value_details`.
         Raises only ``ClosedError`` when the Config is not open.
         """
+        value = self._fixed.get(key, _EVALUATE)
+        # A flag without targeting asked for with a default of its type: nothing to evaluate,
+        # nothing to warn about, and (with INFO off) nothing to log. Else, the whole evaluation.
+        if value.__class__ is default.__class__ and info_cached(_INFO) is False:
+            return value
         snapshot = self._engine.snapshot
-        if snapshot is None or self._state is not _State.OPENED:
-            self._check_open()
-        assert snapshot is not None
+        assert snapshot is not None  # the check above raised if the Config is not open
         return evaluate(snapshot.flags, key, default, user or snapshot.default_user).value
 
     def get_value_details(
@@ -282,8 +293,10 @@ class Config(Mapping[str, Any]):
         return self.snapshot.get_all_values(user)
 
     def _swap(self, snapshot: Snapshot) -> None:
-        # The engine has just made ``snapshot`` current; readers see it through this one index.
+        # The engine has just made ``snapshot`` current; readers see it through this one index,
+        # and flags without targeting through the other.
         self._flat = snapshot._flat
+        self._fixed = snapshot.flags.fixed_values()
 
     # ------------------------------------------------------------------ refresh and events
 
@@ -432,7 +445,7 @@ class Config(Mapping[str, Any]):
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
-        self._flat = _CLOSED
+        self._flat = self._fixed = _CLOSED
         self._engine.stop()
         if self._background is not None:
             self._background.cancel()
@@ -456,7 +469,7 @@ class Config(Mapping[str, Any]):
             await self._shutdown()
         elif self._state is _State.UNOPENED:
             self._state = _State.CLOSED
-            self._flat = _CLOSED
+            self._flat = self._fixed = _CLOSED
 
     def __repr__(self) -> str:
         version = "-" if self._engine.snapshot is None else self._engine.snapshot.version

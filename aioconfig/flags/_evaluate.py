@@ -42,6 +42,11 @@ T = TypeVar("T")
 logger = logging.getLogger("aioconfig.flags")
 _INFO = logging.INFO
 _logs_info = logger.isEnabledFor  # bound once: this runs on every evaluation
+#: What ``isEnabledFor`` last worked out per level (True/False), None before it has: a peek at
+#: the logger's own cache, which logging empties whenever a level changes. Half the cost of the
+#: call, for the one path where that matters (a flag without targeting). Without the cache
+#: (another logging implementation) it always says None, and the caller asks properly.
+info_cached = getattr(logger, "_cache", {}).get
 
 _Outcome = EvaluationDetails[Any]
 # What a condition comes to: True (holds), False (does not), or why it cannot be evaluated.

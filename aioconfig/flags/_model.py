@@ -230,7 +230,7 @@ class Setting:
 class FlagConfig:
     """A parsed ``config_v6.json``: the settings by key, ready for ``evaluate``. Immutable."""
 
-    __slots__ = ("_settings", "document", "salt", "source")
+    __slots__ = ("_fixed", "_settings", "document", "salt", "source")
 
     def __init__(
         self,
@@ -247,6 +247,19 @@ class FlagConfig:
         #: The decoded document this was parsed from (None for a combination of several):
         #: what a cache stores, since parsing it again gives the same FlagConfig.
         self.document = document
+        self._fixed: dict[str, Any] | None = None
+
+    def fixed_values(self) -> dict[str, Any]:
+        """Key -> value of every setting that serves one value to everyone, whatever the user
+        (no rules, no percentage options, a usable value): what needs no evaluation at all."""
+        fixed = self._fixed
+        if fixed is None:
+            fixed = self._fixed = {
+                key: setting.fixed.value
+                for key, setting in self._settings.items()
+                if setting.fixed is not None
+            }
+        return fixed
 
     def is_static(self, key: str) -> bool:
         """Whether ``key`` serves one value to everyone: no targeting rules, no percentages.

@@ -310,3 +310,27 @@ def test_the_refresh_interval_is_the_shortest_any_source_asks_for() -> None:
     assert load(Slow(), Static({}))._engine.interval == 30.0
     assert load(Slow(), refresh_interval=5)._engine.interval == 5.0
     assert load()._engine.interval == 30.0
+
+
+# ---------------------------------------------------------------- the fast path
+
+
+async def test_flags_without_targeting_still_log_and_warn(caplog: pytest.LogCaptureFixture) -> None:
+    source = MutableSource(
+        flags={"f": {"plain": bool_flag(True), "text": {"t": 1, "v": {"s": "x"}}}}
+    )
+    async with load(source, mode="manual") as config:
+        for _ in range(3):  # warm: the answer comes without an evaluation
+            assert config.get_value("plain", False) is True
+        with caplog.at_level(logging.INFO, logger="aioconfig.flags"):
+            assert config.get_value("plain", False) is True
+        assert any("Evaluating 'plain'" in r.getMessage() for r in caplog.records)
+        caplog.clear()
+        # A default of another type takes the full path, which warns as ConfigCat does.
+        assert config.get_value("text", 0) == "x"
+        assert any("does not match the type" in r.getMessage() for r in caplog.records)
+        source.set_flags({"f": {"plain": bool_flag(False)}})
+        await config.refresh(force=True)
+        assert config.get_value("plain", True) is False
+    with pytest.raises(ClosedError):
+        config.get_value("plain", True)

@@ -5,7 +5,9 @@ comparators (text, number, semver, date, hashed, array contains) that the user m
 (the worst case: every rule is tried); a percentage rollout; a rule with a segment condition AND
 a prerequisite flag. Every contender is checked to return the same value before it is timed.
 
-aioconfig: ``evaluate(flags, key, default, user).value`` on ``parse_flags(document)``.
+aioconfig: ``config.get_value(key, default, user)`` on a Config opened with
+``load(FlagOverrides(path, behaviour="local_only"), mode="manual")`` over the same document (and,
+for reference, the pure ``evaluate(flags, key, default, user).value`` underneath).
 configcat-client: ``client.get_value(key, default, user)`` on a client that cannot reach the
 network (``offline=True``, manual polling). Two ways to feed it the document are tried on the
 no-rule flag, and the faster is used for every row: an in-memory ``ConfigCache`` holding a
@@ -32,6 +34,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
+import anyio
 import configcatclient
 from _common import machine, table
 from configcatclient.configcatoptions import ConfigCatOptions
@@ -42,7 +45,9 @@ from configcatclient.overridedatasource import OverrideBehaviour
 from configcatclient.pollingmode import PollingMode
 from configcatclient.user import User as SdkUser
 
+from aioconfig import load
 from aioconfig.flags import User, evaluate, parse_flags
+from aioconfig.sources import FlagOverrides
 
 ROUNDS = 5
 ROUND_SECONDS = 0.1
@@ -206,78 +211,115 @@ def main() -> None:
         path = os.path.join(directory, "config_v6.json")
         with open(path, "w", encoding="utf-8") as file:
             file.write(text)
-        try:
-            clients = {"in-memory ConfigCache": cache_client(text), "local file": file_client(path)}
-            for client in clients.values():
-                if not client.is_offline():
-                    raise SystemExit("configcat-client is not offline: refusing to run")
+        anyio.run(_with_config, flags, path, text, user, sdk_user, identifiers)
 
-            # Same answers from both, for every case, before anything is timed.
-            for _, key, default, kind in CASES:
-                for ident in [*identifiers[:50], "user-4711"] if kind != "user" else ["user-4711"]:
-                    ours = User(ident, custom=ATTRIBUTES, **USER_ARGS)
-                    theirs = SdkUser(ident, custom=dict(ATTRIBUTES), **USER_ARGS)
-                    mine = evaluate(flags, key, default, ours)
-                    if mine.error is not None:
-                        raise SystemExit(f"{key}: aioconfig failed: {mine.error}")
-                    for name, client in clients.items():
-                        details = client.get_value_details(key, default, theirs)
-                        if details.error or details.value != mine.value:
-                            raise SystemExit(f"{key}: {name} disagrees: {details.value!r}")
-                    if key in EXPECTED and mine.value != EXPECTED[key]:
-                        raise SystemExit(f"{key}: unexpected value {mine.value!r}")
-                    if key == "tenRules" and mine.matched_targeting_rule is not None:
-                        raise SystemExit("tenRules: a rule matched; the worst case needs none")
 
-            namespace: dict[str, Any] = {
-                "evaluate": evaluate,
-                "flags": flags,
-                "User": User,
-                "SdkUser": SdkUser,
-                "user": user,
-                "sdk_user": sdk_user,
-                "pool": itertools.cycle([User(i) for i in identifiers]),
-                "sdk_pool": itertools.cycle([SdkUser(i) for i in identifiers]),
-                "ids": itertools.count(10**9),  # never seen before, by either library
-                "flag_values": {"noRules": True, "tenRules": "default", "rollout": False},
-            }
-            for _ in range(POOL):  # "seen before": every pool user evaluated once already
-                evaluate(flags, "rollout", False, next(namespace["pool"]))
+async def _with_config(
+    flags: Any, path: str, text: str, user: User, sdk_user: SdkUser, identifiers: list[str]
+) -> None:
+    source = FlagOverrides(path, behaviour="local_only", watch=False)
+    async with load(source, mode="manual") as config:
+        # Timing blocks the event loop, on purpose: nothing else runs in this process.
+        _measure(config, flags, path, text, user, sdk_user, identifiers)
 
-            # Which way of feeding the SDK is fastest: use that one for every row.
-            setups = {}
-            for name, client in clients.items():
-                namespace["client"] = client
-                setups[name] = evals_per_s(
-                    "client.get_value('noRules', False, sdk_user)", namespace
-                )
-            setup = max(setups, key=setups.__getitem__)
-            namespace["client"] = clients[setup]
 
-            dict_rate = evals_per_s("flag_values.get('noRules', False)", namespace)
-            rows: list[tuple[str, float, float]] = []
-            for label, key, default, kind in CASES:
-                namespace["default"] = default
-                ours = evals_per_s(
+def _measure(
+    config: Any,
+    flags: Any,
+    path: str,
+    text: str,
+    user: User,
+    sdk_user: SdkUser,
+    identifiers: list[str],
+) -> None:
+    try:
+        clients = {"in-memory ConfigCache": cache_client(text), "local file": file_client(path)}
+        for client in clients.values():
+            if not client.is_offline():
+                raise SystemExit("configcat-client is not offline: refusing to run")
+
+        # Same answers from both, for every case, before anything is timed.
+        for _, key, default, kind in CASES:
+            for ident in [*identifiers[:50], "user-4711"] if kind != "user" else ["user-4711"]:
+                ours = User(ident, custom=ATTRIBUTES, **USER_ARGS)
+                theirs = SdkUser(ident, custom=dict(ATTRIBUTES), **USER_ARGS)
+                mine = evaluate(flags, key, default, ours)
+                if mine.error is not None:
+                    raise SystemExit(f"{key}: aioconfig failed: {mine.error}")
+                if config.get_value(key, default, ours) != mine.value:
+                    raise SystemExit(f"{key}: config.get_value disagrees with evaluate")
+                for name, client in clients.items():
+                    details = client.get_value_details(key, default, theirs)
+                    if details.error or details.value != mine.value:
+                        raise SystemExit(f"{key}: {name} disagrees: {details.value!r}")
+                if key in EXPECTED and mine.value != EXPECTED[key]:
+                    raise SystemExit(f"{key}: unexpected value {mine.value!r}")
+                if key == "tenRules" and mine.matched_targeting_rule is not None:
+                    raise SystemExit("tenRules: a rule matched; the worst case needs none")
+
+        namespace: dict[str, Any] = {
+            "config": config,
+            "evaluate": evaluate,
+            "flags": flags,
+            "User": User,
+            "SdkUser": SdkUser,
+            "user": user,
+            "sdk_user": sdk_user,
+            "pool": itertools.cycle([User(i) for i in identifiers]),
+            "sdk_pool": itertools.cycle([SdkUser(i) for i in identifiers]),
+            "ids": itertools.count(10**9),  # never seen before, by either library
+            "flag_values": {"noRules": True, "tenRules": "default", "rollout": False},
+        }
+        for _ in range(POOL):  # "seen before": every pool user evaluated once already
+            evaluate(flags, "rollout", False, next(namespace["pool"]))
+
+        # Which way of feeding the SDK is fastest: use that one for every row.
+        setups = {}
+        for name, client in clients.items():
+            namespace["client"] = client
+            setups[name] = evals_per_s("client.get_value('noRules', False, sdk_user)", namespace)
+        setup = max(setups, key=setups.__getitem__)
+        namespace["client"] = clients[setup]
+
+        dict_rate = evals_per_s("flag_values.get('noRules', False)", namespace)
+        rows: list[tuple[str, float, float]] = []
+        pure: list[float] = []
+        for label, key, default, kind in CASES:
+            namespace["default"] = default
+            ours = evals_per_s(
+                f"config.get_value({key!r}, default, {user_expr(kind, False)})", namespace
+            )
+            pure.append(
+                evals_per_s(
                     f"evaluate(flags, {key!r}, default, {user_expr(kind, False)}).value",
                     namespace,
                 )
-                theirs = evals_per_s(
-                    f"client.get_value({key!r}, default, {user_expr(kind, True)})", namespace
-                )
-                rows.append((label, ours, theirs))
-        finally:
-            configcatclient.close_all()
+            )
+            theirs = evals_per_s(
+                f"client.get_value({key!r}, default, {user_expr(kind, True)})", namespace
+            )
+            rows.append((label, ours, theirs))
+    finally:
+        configcatclient.close_all()
 
     print(
-        "### Flag evaluations per second: aioconfig.flags vs configcat-client "
+        "### Flag evaluations per second: aioconfig's config.get_value vs configcat-client "
         f"{configcatclient.version.CONFIGCATCLIENT_VERSION} (best of {ROUNDS} timeit rounds)\n"
     )
     print(
         table(
-            ["flag", "aioconfig evals/s", "configcat-client evals/s", "speed-up"],
-            [(n, f"{a:,.0f}", f"{c:,.0f}", f"{a / c:.1f}x") for n, a, c in rows]
-            + [("plain dict.get (reference)", f"{dict_rate:,.0f}", "-", "-")],
+            [
+                "flag",
+                "config.get_value evals/s",
+                "evaluate() evals/s",
+                "configcat-client evals/s",
+                "speed-up (get_value)",
+            ],
+            [
+                (n, f"{a:,.0f}", f"{p:,.0f}", f"{c:,.0f}", f"{a / c:.1f}x")
+                for (n, a, c), p in zip(rows, pure, strict=True)
+            ]
+            + [("plain dict.get (reference)", f"{dict_rate:,.0f}", "-", "-", "-")],
         )
     )
     others = ", ".join(f"{n}: {r:,.0f}/s" for n, r in setups.items())

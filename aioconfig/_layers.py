@@ -23,6 +23,7 @@ ever runs code from configuration: JSON is parsed with orjson, never ``eval``.
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from typing import Any
 import orjson
 
 from ._exceptions import ParseError
-from ._secrets import Secret
+from ._secrets import DEFAULT_SECRET_MATCHER, Secret, shown
 
 __all__ = (
     "Converter",
@@ -44,6 +45,7 @@ __all__ = (
 )
 
 Converter = Callable[[str], Any]
+Describe = Callable[[tuple[str, ...]], "str | None"]
 
 _TRUE = frozenset({"t", "true", "enabled", "1", "on", "yes", "y"})
 _FALSE = frozenset({"f", "false", "disabled", "0", "off", "no", "n", ""})
@@ -149,20 +151,22 @@ def prepare(
     environment: str | None = None,
     fold_case: bool = False,
     table: Mapping[str, Converter] | None = None,
+    describe: Describe | None = None,
 ) -> Layer:
     """Prepare ``data`` from ``source`` (see the module docstring).
 
     ``environment``: the active environment's name when the source holds environment
     sections, else None. ``table``: the converters (``converters()`` by default).
+    ``describe(path)``: where in the source a key comes from (a variable name), for errors.
     """
     table = converters() if table is None else table
+    walk = functools.partial(_prepare_one, source=source, fold_case=fold_case, table=table,
+                             describe=describe)  # fmt: skip
     if environment is None:
-        return _prepare_one(data, source, fold_case, table)
+        return walk(data)
     # Sections are layers of their own, so "@merge" and "@del" in [production] work against
     # [default]; what is left of the tokens then applies against the earlier sources.
-    sections = [
-        _prepare_one(s, source, fold_case, table) for s in _sections(data, environment, source)
-    ]
+    sections = [walk(section) for section in _sections(data, environment, source)]
     resolved = resolve_tokens(sections)
     merged: dict[str, Any] = {}
     tokens: list[tuple[tuple[str, ...], str]] = []
@@ -178,11 +182,16 @@ def prepare(
 
 
 def _prepare_one(
-    data: Mapping[str, Any], source: str, fold_case: bool, table: Mapping[str, Converter]
+    data: Mapping[str, Any],
+    *,
+    source: str,
+    fold_case: bool,
+    table: Mapping[str, Converter],
+    describe: Describe | None,
 ) -> Layer:
     if not fold_case and not _may_hold_tokens(data):
         return Layer(data)
-    walk = _Walk(source, table, fold_case)
+    walk = _Walk(source, table, fold_case, describe)
     prepared = walk.mapping(data, ())
     return Layer(prepared, tuple(walk.tokens), walk.formats, frozenset(walk.secrets))
 
@@ -229,8 +238,15 @@ def _deep_update_copy(value: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _Walk:
-    def __init__(self, source: str, table: Mapping[str, Converter], fold_case: bool) -> None:
+    def __init__(
+        self,
+        source: str,
+        table: Mapping[str, Converter],
+        fold_case: bool,
+        describe: Describe | None,
+    ) -> None:
         self.source = source
+        self.describe = describe
         self.table = table
         self.fold_case = fold_case
         self.tokens: list[tuple[tuple[str, ...], str]] = []
@@ -314,8 +330,14 @@ class _Walk:
         try:
             return self.table[name](text)
         except Exception as exc:
-            problem = str(exc) if isinstance(exc, ValueError) else type(exc).__name__
-            raise self.fail(path, f"{name} failed: {problem}") from None
+            key = ".".join(path)
+            secret = DEFAULT_SECRET_MATCHER(key)
+            # A converter's own message may quote the value: only for keys that are no secret.
+            problem = str(exc) if isinstance(exc, ValueError) and not secret else type(exc).__name__
+            where = self.describe(path) if self.describe is not None else None
+            place = f"{key} ({where})" if where else key
+            value = shown(key, text.strip())
+            raise ParseError(self.source, f"{place}: {name} {value} failed: {problem}") from None
 
 
 def resolve_tokens(layers: Sequence[Layer]) -> list[Mapping[str, Any]]:

@@ -549,6 +549,7 @@ class Engine:
             environment=(self.environment or DEFAULT_ENVIRONMENT) if sections else None,
             fold_case=self._fold_case,
             table=self._table,
+            describe=source.describe,
         )
 
     def _build(self, prepared: dict[int, Layer], old: Snapshot | None) -> _Built:

@@ -121,6 +121,15 @@ def test_casts(raw: str, value: Any) -> None:
     assert prepare({"k": raw}, "src").data == {"k": value}
 
 
+async def test_a_failed_cast_names_the_variable_and_masks_secrets() -> None:
+    environ = {"MYAPP_DB__PORT": "@int forty", "MYAPP_API_KEY": "@int hunter2"}
+    with pytest.raises(Exception, match=r"db\.port \(MYAPP_DB__PORT\): @int 'forty' failed"):
+        await load(Env("MYAPP", environ={"MYAPP_DB__PORT": "@int forty"}), mode="manual")
+    with pytest.raises(Exception, match=r"api_key \(MYAPP_API_KEY\): @int \*{10} failed") as info:
+        await load(Env("MYAPP", environ=environ), mode="manual")
+    assert "hunter2" not in str(info.value)
+
+
 async def test_env_vars_carry_casts() -> None:
     environ = {"MYAPP_DB__PORT": "@int 6543", "MYAPP_FLAGS": '@json ["a", "b"]'}
     async with load(Env("MYAPP", environ=environ), mode="manual") as config:
@@ -131,9 +140,9 @@ async def test_env_vars_carry_casts() -> None:
 @pytest.mark.parametrize(
     ("raw", "problem"),
     [
-        ("@int forty", "@int failed: not an integer"),
-        ("@bool maybe", "@bool failed: not a boolean"),
-        ("@json {nope", "@json failed: not JSON"),
+        ("@int forty", "@int 'forty' failed: not an integer"),
+        ("@bool maybe", "@bool 'maybe' failed: not a boolean"),
+        ("@json {nope", "@json '{nope' failed: not JSON"),
     ],
 )
 async def test_a_failed_cast_names_the_source_and_key(raw: str, problem: str) -> None:
@@ -147,7 +156,7 @@ async def test_a_failed_cast_names_the_source_and_key(raw: str, problem: str) ->
 
 
 async def test_a_failed_cast_at_start_up_fails_the_load() -> None:
-    with pytest.raises(Exception, match=r"static: port: @int failed: not an integer"):
+    with pytest.raises(Exception, match=r"static: port: @int 'x' failed: not an integer"):
         await load(Static({"port": "@int x"}), mode="manual")
 
 
@@ -194,7 +203,7 @@ async def test_a_converter_that_raises_is_a_cast_error(registry: None) -> None:
     def broken(text: str) -> str:
         raise RuntimeError("secret detail")
 
-    with pytest.raises(Exception, match=r"static: a: @broken failed: RuntimeError") as info:
+    with pytest.raises(Exception, match=r"static: a: @broken 'x' failed: RuntimeError") as info:
         await load(Static({"a": "@broken x"}), converters={"@broken": broken}, mode="manual")
     assert "secret detail" not in str(info.value)
 

@@ -19,6 +19,7 @@ __all__ = (
     "Secret",
     "SecretMatcher",
     "mask",
+    "masked",
     "shown",
 )
 
@@ -174,3 +175,28 @@ def _tokens(value: Any, matcher: Callable[[str], bool]) -> Iterator[str]:
         yield closing
     else:
         yield repr(value)
+
+
+def masked(
+    value: Any, is_secret: Callable[[str], bool] = DEFAULT_SECRET_MATCHER, key: str = ""
+) -> Any:
+    """``value`` as plain dicts and lists, with every secret in it replaced by ``MASK``.
+
+    ``key`` is the dotted path of ``value`` itself (``""`` for a whole configuration). An entry
+    is secret when ``is_secret`` says so of its dotted path (``Snapshot.is_secret`` knows the
+    keys given as ``Secret``) or when it is a ``Secret``. Items of a list take the list's path,
+    so the password in ``servers = [{password = ...}]`` is masked too.
+
+    >>> masked({"db": {"host": "h", "password": "p"}})
+    {'db': {'host': 'h', 'password': '**********'}}
+    """
+    if isinstance(value, Secret) or (key and is_secret(key)):
+        return MASK
+    if isinstance(value, Mapping):
+        return {
+            name: masked(item, is_secret, f"{key}.{name}" if key else str(name))
+            for name, item in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [masked(item, is_secret, key) for item in value]
+    return value

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import types
 from collections.abc import Iterator
@@ -85,3 +86,24 @@ def test_ci_runs_exactly_the_readme_commands() -> None:
     first, second = commands.group(1).strip().splitlines()
     assert "examples/quickstart.py" in first and "pytest" in second
     assert second in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_the_readme_command_line_examples_run() -> None:
+    block = re.search(r"```console\n(\$ aioconfig.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert block is not None
+    runs = re.findall(r"^\$ aioconfig (.+)\n((?:[^$].*\n)*)", block.group(1), re.MULTILINE)
+    assert len(runs) >= 4
+    for command, shown in runs:
+        if " watch" in command:
+            continue  # runs until interrupted; tests/test_cli.py covers it
+        result = subprocess.run(
+            [sys.executable, "-m", "aioconfig", *command.split("#")[0].split()],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert result.returncode == 0, (command, result.stderr)
+        for line in shown.splitlines():
+            assert line in result.stdout, (command, line, result.stdout)

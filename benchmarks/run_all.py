@@ -20,6 +20,7 @@ SCRIPTS = (
     "bench_http.py",
     "bench_etcd_propagation.py",  # needs the etcd binary (apt-get install etcd-server)
     "bench_flags.py",
+    "bench_layers.py",
 )
 
 

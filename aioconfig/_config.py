@@ -135,6 +135,7 @@ class Config(Mapping[str, Any]):
     ) -> None:
         self._flat: Any = _NOT_OPEN
         self._fixed: Any = _NOT_OPEN
+        self._bound: Any = _NOT_OPEN
         self._case_sensitive = case_sensitive
         self._state = _State.UNOPENED
         self._max_init_wait = max_init_wait
@@ -225,13 +226,11 @@ class Config(Mapping[str, Any]):
         a dict lookup; after a swap the next call builds the new version's. Pass the model to
         ``load(models=[...])`` as well to have every candidate checked before the swap.
         """
-        snapshot = self._engine.snapshot
-        if snapshot is None or self._state is not _State.OPENED:
-            self._check_open()
-        assert snapshot is not None
         try:
-            instance: _M = snapshot._bound[model]
+            instance: _M = self._bound[model]  # the current snapshot's, or ClosedError
         except KeyError:
+            snapshot = self._engine.snapshot
+            assert snapshot is not None
             instance = snapshot.bind(model)
         return instance
 
@@ -297,6 +296,7 @@ class Config(Mapping[str, Any]):
         # and flags without targeting through the other.
         self._flat = snapshot._flat
         self._fixed = snapshot.flags.fixed_values()
+        self._bound = snapshot._bound
 
     # ------------------------------------------------------------------ refresh and events
 
@@ -445,7 +445,7 @@ class Config(Mapping[str, Any]):
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
-        self._flat = self._fixed = _CLOSED
+        self._flat = self._fixed = self._bound = _CLOSED
         self._engine.stop()
         if self._background is not None:
             self._background.cancel()
@@ -469,7 +469,7 @@ class Config(Mapping[str, Any]):
             await self._shutdown()
         elif self._state is _State.UNOPENED:
             self._state = _State.CLOSED
-            self._flat = self._fixed = _CLOSED
+            self._flat = self._fixed = self._bound = _CLOSED
 
     def __repr__(self) -> str:
         version = "-" if self._engine.snapshot is None else self._engine.snapshot.version

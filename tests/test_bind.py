@@ -9,7 +9,7 @@ from typing import Literal
 import pydantic
 import pytest
 
-from aioconfig import ValidationError, load
+from aioconfig import ClosedError, ValidationError, load
 from aioconfig._bind import build
 from aioconfig.sources import Static
 from aioconfig.testing import MutableSource
@@ -125,3 +125,14 @@ async def test_a_model_rejects_candidates_that_do_not_fit() -> None:
         assert config.bind(Settings).workers == 4
     with pytest.raises(Exception, match="workers: expected int"):
         await load(Static({**DATA, "workers": "many"}), models=[Settings], mode="manual")
+
+
+async def test_bind_on_a_config_that_is_not_open_raises() -> None:
+
+    config = load(Static(DATA), mode="manual")
+    with pytest.raises(ClosedError, match="not open"):
+        config.bind(Settings)
+    async with config:
+        assert config.bind(Settings).workers == 4
+    with pytest.raises(ClosedError, match="closed"):
+        config.bind(Settings)

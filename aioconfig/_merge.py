@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ("build", "patch", "thaw")
+__all__ = ("Memo", "build", "patch", "thaw")
 
 _FrozenMap = MappingProxyType
 _MISSING: Any = object()
@@ -29,9 +29,24 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 _NUMBERS = frozenset({int, float, bool})  # the types that compare equal across types (1 == 1.0)
 
 
+class Memo:
+    """What ``build`` merged last time, so an unchanged multi-layer section is reused.
+
+    For each section several layers contributed to: the layers' pieces (by identity) and the
+    frozen result. When every piece is the very object it was last time (its source did not
+    change) and the previous tree still holds that result, the section is shared as it is.
+    """
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[tuple[Mapping[Any, Any], ...], Any]] = {}
+
+
 def build(
     layers: Sequence[Mapping[str, Any]],
     previous: tuple[Mapping[str, Any], dict[str, Any]] | None = None,
+    memo: Memo | None = None,
 ) -> tuple[Mapping[str, Any], dict[str, Any], frozenset[str]]:
     """Merge ``layers`` (earliest first) into a frozen tree, its flat index and the changed keys.
 
@@ -40,6 +55,8 @@ def build(
     one follows; the changed keys are the dotted leaf keys added, removed or modified since then
     (all leaves when there is no previous). A leaf is any value but a non-empty mapping, and a
     value that changes type (``1`` -> ``1.0`` -> ``True``) has changed. Inputs are never modified.
+    ``memo`` (kept by the caller from build to build) lets sections merged from several layers
+    be shared too when none of their layers changed.
     """
     changed: set[str] = set()
     if previous is None:
@@ -57,12 +74,25 @@ def build(
     elif len(present) == 1:
         root = _freeze_map(present[0], "", flat, old, changed)
     else:
-        root = _merge_maps(present, "", flat, old, changed)
+        seen: dict[str, tuple[tuple[Mapping[Any, Any], ...], Any]] = {}
+        known = memo.entries if memo is not None else None
+        root = _merge_maps(present, "", flat, old, changed, known, seen)
+        if memo is not None:
+            memo.entries = seen
     return root, flat, frozenset(changed)
 
 
+_Entries = dict[str, tuple[tuple[Mapping[Any, Any], ...], Any]]
+
+
 def _merge_maps(
-    layers: list[Mapping[Any, Any]], prefix: str, flat: dict[str, Any], old: Any, changed: set[str]
+    layers: list[Mapping[Any, Any]],
+    prefix: str,
+    flat: dict[str, Any],
+    old: Any,
+    changed: set[str],
+    known: _Entries | None = None,
+    seen: _Entries | None = None,
 ) -> Any:
     keys: dict[Any, None] = {}
     for layer in layers:
@@ -88,11 +118,26 @@ def _merge_maps(
         if last is not _MISSING or len(tail) == 1:
             out[name] = _place(tail[0] if last is _MISSING else last, path, flat, before, changed)
             continue
-        # Several mappings to merge: never equal to one previous section as they stand.
+        # Several mappings to merge: never equal to one previous section as they stand, but
+        # the very same pieces as last time give the very same section.
+        pieces = tuple(tail)
+        if known is not None and seen is not None:
+            entry = known.get(path)
+            if (
+                entry is not None
+                and entry[1] is before
+                and len(entry[0]) == len(pieces)
+                and all(a is b for a, b in zip(entry[0], pieces, strict=True))
+            ):
+                seen[path] = entry
+                out[name] = before  # shared: its flat entries are already in the copied index
+                continue
         merged_old = before if type(before) is _FrozenMap else None
-        frozen = _merge_maps(tail, path + ".", flat, merged_old, changed)
+        frozen = _merge_maps(tail, path + ".", flat, merged_old, changed, known, seen)
         _mapping_replaced(frozen, before, path, flat, changed)
         out[name] = flat[path] = frozen
+        if seen is not None:
+            seen[path] = (pieces, frozen)
     if old is not None:
         for gone in old.keys() - out.keys():
             _drop(old[gone], prefix + gone, flat, changed)

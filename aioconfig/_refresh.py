@@ -45,7 +45,7 @@ from ._history import _MISSING as _UNSET_LOOKUP
 from ._history import HistoryEntry, lookup
 from ._layers import Converter, Layer, interpolate, prepare, resolve_tokens
 from ._layers import converters as _layers_converters
-from ._merge import build, patch, thaw
+from ._merge import Memo, build, patch, thaw
 from ._secrets import MASK
 from ._snapshot import FoldedIndex, Snapshot
 from ._validators import Validator, error_for, run_validators
@@ -149,6 +149,7 @@ class Engine:
         self._models = tuple(models)
         self._validators = tuple(validators)
         self._introduced: dict[str, int] = {}  # key -> the version its value came in
+        self._memo = Memo()  # sections merged from several layers, for the next build
         #: The active environment (``load(env=...)``), and whether files have sections for it
         #: unless they say otherwise (``File(environments=...)``).
         self.environment = environment
@@ -564,7 +565,7 @@ class Engine:
         else:
             data = [layer.data for layer in layers]
         previous = None if old is None else (old._data, old._flat)
-        root, flat, keys = build(data, previous)
+        root, flat, keys = build(data, previous, self._memo)
         derived: dict[str, str] = {}
         formats = {key: spec for layer in layers for key, spec in layer.formats.items()}
         if formats:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aioconfig._merge import build, thaw
+from aioconfig._merge import Memo, build, thaw
 
 
 def test_later_layers_override_and_mappings_deep_merge() -> None:
@@ -198,3 +198,34 @@ def test_an_incremental_build_equals_a_full_one(
     assert keys == oracle(old_flat, full_flat)
     assert old_flat == kept  # the previous snapshot's index is never touched
     assert build(after, (full_root, full_flat))[2] == frozenset()
+
+
+@given(
+    st.lists(json_objects, min_size=2, max_size=4),
+    st.lists(st.one_of(st.none(), json_objects), min_size=4, max_size=4),
+)
+def test_a_memo_shares_only_sections_whose_layers_did_not_change(
+    before: list[dict[str, Any]], replacements: list[dict[str, Any] | None]
+) -> None:
+    # Layers whose replacement is None stay the very same objects, as an unchanged source's do.
+    after = [
+        layer if new is None else new
+        for layer, new in zip(before, replacements[: len(before)], strict=True)
+    ]
+    memo = Memo()
+    old_root, old_flat, _ = build(before, None, memo)
+    root, flat, keys = build(after, (old_root, old_flat), memo)
+    full_root, full_flat, _ = build(after)
+    assert same(root, full_root)
+    assert flat.keys() == full_flat.keys()
+    assert all(same(flat[k], full_flat[k]) for k in flat)
+    assert keys == oracle(old_flat, full_flat)
+
+
+def test_a_memo_reuses_a_section_merged_from_unchanged_layers() -> None:
+    base = {"s": {"a": 1, "b": 2}, "x": {"k": 1}}
+    over = {"s": {"b": 3}}
+    memo = Memo()
+    root, flat, _ = build([base, over, {"x": {"k": 1}}], None, memo)
+    again, _, keys = build([base, over, {"x": {"k": 2}}], (root, flat), memo)
+    assert again["s"] is root["s"] and keys == {"x.k"}

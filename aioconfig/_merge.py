@@ -32,9 +32,10 @@ _NUMBERS = frozenset({int, float, bool})  # the types that compare equal across 
 class Memo:
     """What ``build`` merged last time, so an unchanged multi-layer section is reused.
 
-    For each section several layers contributed to: the layers' pieces (by identity) and the
-    frozen result. When every piece is the very object it was last time (its source did not
-    change) and the previous tree still holds that result, the section is shared as it is.
+    For each section several layers contributed to: the layers' pieces and the frozen result.
+    When every piece is the very object it was last time (its source did not change) or equal
+    to it, types included (a changed source's untouched sections), and the previous tree still
+    holds that result, the section is shared as it is.
     """
 
     __slots__ = ("entries",)
@@ -119,7 +120,7 @@ def _merge_maps(
             out[name] = _place(tail[0] if last is _MISSING else last, path, flat, before, changed)
             continue
         # Several mappings to merge: never equal to one previous section as they stand, but
-        # the very same pieces as last time give the very same section.
+        # the same pieces as last time give the same section.
         pieces = tuple(tail)
         if known is not None and seen is not None:
             entry = known.get(path)
@@ -127,9 +128,9 @@ def _merge_maps(
                 entry is not None
                 and entry[1] is before
                 and len(entry[0]) == len(pieces)
-                and all(a is b for a, b in zip(entry[0], pieces, strict=True))
+                and all(a is b or _same(a, b) for a, b in zip(entry[0], pieces, strict=True))
             ):
-                seen[path] = entry
+                seen[path] = (pieces, before)
                 out[name] = before  # shared: its flat entries are already in the copied index
                 continue
         merged_old = before if type(before) is _FrozenMap else None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -202,14 +203,15 @@ def test_an_incremental_build_equals_a_full_one(
 
 @given(
     st.lists(json_objects, min_size=2, max_size=4),
-    st.lists(st.one_of(st.none(), json_objects), min_size=4, max_size=4),
+    st.lists(st.one_of(st.sampled_from(["same", "copy"]), json_objects), min_size=4, max_size=4),
 )
 def test_a_memo_shares_only_sections_whose_layers_did_not_change(
-    before: list[dict[str, Any]], replacements: list[dict[str, Any] | None]
+    before: list[dict[str, Any]], replacements: list[dict[str, Any] | str]
 ) -> None:
-    # Layers whose replacement is None stay the very same objects, as an unchanged source's do.
-    after = [
-        layer if new is None else new
+    # "same": the very same object, as an unchanged source's; "copy": equal but new, as a
+    # re-read source's; else new data.
+    after: list[dict[str, Any]] = [
+        layer if new == "same" else copy.deepcopy(layer) if isinstance(new, str) else new
         for layer, new in zip(before, replacements[: len(before)], strict=True)
     ]
     memo = Memo()
@@ -229,3 +231,18 @@ def test_a_memo_reuses_a_section_merged_from_unchanged_layers() -> None:
     root, flat, _ = build([base, over, {"x": {"k": 1}}], None, memo)
     again, _, keys = build([base, over, {"x": {"k": 2}}], (root, flat), memo)
     assert again["s"] is root["s"] and keys == {"x.k"}
+
+
+def test_a_memo_sees_a_type_change_in_an_equal_looking_piece() -> None:
+    base = {"s": {"a": 1, "b": [1, 2]}}
+    over = {"s": {"c": True}}
+    memo = Memo()
+    root, flat, _ = build([base, over], None, memo)
+    # A re-read source gives new, equal-looking pieces: equal ones are shared, others are not.
+    copy = {"s": {"a": 1, "b": [1, 2]}}
+    again, flat2, keys = build([copy, {"s": {"c": True}}], (root, flat), memo)
+    assert again["s"] is root["s"] and keys == frozenset()
+    flipped, flat3, keys = build([{"s": {"a": 1.0, "b": [1, 2]}}, over], (again, flat2), memo)
+    assert keys == {"s.a"} and type(flipped["s"]["a"]) is float
+    _, _, keys = build([{"s": {"a": 1.0, "b": [1, True]}}, over], (flipped, flat3), memo)
+    assert keys == {"s.b"}

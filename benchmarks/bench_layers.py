@@ -18,6 +18,7 @@ on a shared machine. Run: ``python benchmarks/bench_layers.py``.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import fnmatch
 import json
@@ -37,7 +38,7 @@ from pydantic import BaseModel
 
 from aioconfig import Validator, load
 from aioconfig._layers import Layer, prepare
-from aioconfig._merge import build
+from aioconfig._merge import Memo, build
 from aioconfig._validators import run_validators
 from aioconfig.sources import Env, File, Payload, Static
 from aioconfig.sources._formats import parse
@@ -469,10 +470,19 @@ def measure_parts(layers: Layers, variables: Payload) -> list[tuple[str, float, 
 
     prepared = [prepare_file(parsed[n], n) for n in names] + [prepare(variables.data, "env")]
     data = [layer.data for layer in prepared]
-    root, flat, _ = build(data)
+    memo = Memo()
+    root, flat, _ = build(data, None, memo)
     local = names.index("local.json")
     edited = list(data)
-    edited[local] = {**data[local], "s75": {**data[local]["s75"], "k70": -1}}
+    # As a re-read file arrives: all new objects, one value different.
+    edited[local] = copy.deepcopy(data[local])
+    edited[local]["s75"]["k70"] = -1
+
+    def with_memo() -> object:
+        fresh = Memo()  # each call starts from the memo the first build left
+        fresh.entries = dict(memo.entries)
+        return build(edited, (root, flat), fresh)
+
     plain = [
         v for v in layers.aio_validators if not any(set(name) & set("*?[") for name in v.names)
     ]
@@ -499,6 +509,7 @@ def measure_parts(layers: Layers, variables: Payload) -> list[tuple[str, float, 
             "_merge.build, 1 value changed in local.json, with the previous tree",
             lambda: build(edited, (root, flat)),
         ),
+        ("_merge.build, the same, with the previous tree and its memo (as the engine)", with_memo),
         ("run_validators: all 50", lambda: run_validators(layers.aio_validators, flat, env=ENV)),
         (
             f"run_validators: the {len(plain)} without a glob",

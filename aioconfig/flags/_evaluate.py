@@ -76,10 +76,20 @@ def evaluate(
         return _evaluate_logged(setting, default_value, user)
     result = setting.fixed
     if result is None:
-        try:
-            result = _decide(setting, _Run(user, None))
-        except Exception as exc:  # the SDK's contract: any failure yields the default value
-            return _failed(key, default_value, exc)
+        split = setting.split
+        if split is not None and user.__class__ is User:
+            # A rollout on the identifier, for a user (the SDK's path, without the detours).
+            identifier = user._percentage_identifier
+            if identifier.__class__ is str:
+                index = split.table[_bucket(setting, identifier)]
+                picked = split.outcomes[index] if index >= 0 else setting.outcome
+                assert not isinstance(picked, str)  # Setting.split holds no error outcomes
+                result = picked
+        if result is None:
+            try:
+                result = _decide(setting, _Run(user, None))
+            except Exception as exc:  # the SDK's contract: any failure yields the default value
+                return _failed(key, default_value, exc)
     if default_value is not None and result.value.__class__ is not default_value.__class__:
         _check_type(result.value, default_value)
     return result

@@ -197,6 +197,7 @@ class Setting:
         "raw",
         "rules",
         "setting_type",
+        "split",
     )
 
     def __init__(
@@ -224,6 +225,17 @@ class Setting:
         #: The result for every user when nothing can depend on the user: the fast path.
         self.fixed = (
             outcome if not rules and percentages is None and not isinstance(outcome, str) else None
+        )
+        #: A plain percentage rollout: no rules, options on the identifier, every option (and
+        #: the value for an unassigned bucket) usable. The other fast path.
+        self.split = (
+            percentages
+            if not rules
+            and percentages is not None
+            and percentage_attribute is None
+            and not isinstance(outcome, str)
+            and not any(isinstance(o, str) for o in percentages.outcomes)
+            else None
         )
 
 

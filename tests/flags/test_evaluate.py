@@ -1155,3 +1155,27 @@ def test_spot_checks_against_configcat_client(document: dict[str, Any], configca
                 expected.is_default_value,
             ), (key, user)
             assert actual.error == expected.error, (key, user)
+
+
+def test_a_plain_rollout_takes_the_fast_path_with_the_same_results() -> None:
+    # Options adding up to 60: buckets 60..99 fall through to the setting's own value.
+    rollout = {
+        "t": 1,
+        "v": {"s": "off"},
+        "i": "v0",
+        "p": [{"p": 10, "v": {"s": "a"}, "i": "va"}, {"p": 50, "v": {"s": "b"}, "i": "vb"}],
+    }
+    flags = parse_flags({"f": {"r": rollout}})
+    attributed = parse_flags({"f": {"r": {**rollout, "a": "Identifier"}}})  # the slow path
+    seen = set()
+    for i in range(300):
+        fast = evaluate(flags, "r", "", User(f"u{i}"))
+        slow = evaluate(attributed, "r", "", User(f"u{i}"))
+        assert (fast.value, fast.variation_id, fast.matched_percentage_option) == (
+            slow.value,
+            slow.variation_id,
+            slow.matched_percentage_option,
+        )
+        seen.add(fast.value)
+    assert seen == {"a", "b", "off"}
+    assert evaluate(flags, "r", "", None).value == "off"

@@ -9,33 +9,32 @@ A cache is anything with ``async get(key) -> bytes | None`` and ``async set(key,
 are an envelope of aioconfig's own (JSON: format marker, key, sources, version, time, data),
 so a corrupt, truncated or foreign entry is recognised and ignored with a warning.
 
-Secrets: keys whose last segment matches ``SECRET_PATTERNS`` (``*password*``, ``*secret*``,
-``*token*``, and names ending in ``key``) are left out of the entry, their names listed, unless
-the cache says ``store_secrets = True``. A Config started from such an entry lacks those keys
-until the sources answer.
+Secrets: keys the Config counts as secret (by default those whose last segment matches
+``*password*``, ``*secret*``, ``*token*`` or ends in ``key``; see ``load(secret_patterns=)``)
+are left out of the entry, their names listed, unless the cache says ``store_secrets = True``.
+A Config started from such an entry lacks those keys until the sources answer.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import anyio.to_thread
 import orjson
 
-__all__ = ("SECRET_PATTERNS", "Cache", "CacheEntry", "FileCache", "cache_key", "decode", "encode")
+from ._secrets import DEFAULT_SECRET_MATCHER
+
+__all__ = ("Cache", "CacheEntry", "FileCache", "cache_key", "decode", "encode")
 
 logger = logging.getLogger("aioconfig")
 
-#: Key names (the last dotted segment, case-insensitive) treated as secrets.
-SECRET_PATTERNS: tuple[str, ...] = ("*password*", "*secret*", "*token*", "*key")
 
 _MARKER = "aioconfig-cache"
 _FORMAT = 1
@@ -132,12 +131,6 @@ def cache_key(source_names: Sequence[str]) -> str:
     return "aioconfig:" + digest.hexdigest()[:32]
 
 
-def is_secret(path: str, patterns: Iterable[str] = SECRET_PATTERNS) -> bool:
-    """Whether the dotted key ``path`` names a secret (by its last segment)."""
-    name = path.rpartition(".")[2].lower()
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
-
-
 def encode(
     data: dict[str, Any],
     *,
@@ -146,6 +139,7 @@ def encode(
     sources: Sequence[str],
     store_secrets: bool,
     flags: Sequence[tuple[int, Any]] = (),
+    is_secret: Callable[[str], bool] = DEFAULT_SECRET_MATCHER,
 ) -> bytes:
     """The envelope for ``data`` (a deep, mutable copy the caller gives away).
 
@@ -153,7 +147,7 @@ def encode(
     """
     omitted: list[str] = []
     if not store_secrets:
-        _strip_secrets(data, "", omitted)
+        _strip_secrets(data, "", omitted, is_secret)
     envelope = {
         "format": _MARKER,
         "format_version": _FORMAT,
@@ -220,14 +214,16 @@ def decode(raw: bytes, *, key: str, where: str) -> CacheEntry | None:
     )
 
 
-def _strip_secrets(node: dict[str, Any], prefix: str, omitted: list[str]) -> None:
+def _strip_secrets(
+    node: dict[str, Any], prefix: str, omitted: list[str], is_secret: Callable[[str], bool]
+) -> None:
     for name in list(node):
         path = prefix + name
         if is_secret(path):
             del node[name]
             omitted.append(path)
         elif isinstance(node[name], dict):
-            _strip_secrets(node[name], path + ".", omitted)
+            _strip_secrets(node[name], path + ".", omitted, is_secret)
 
 
 def _jsonable(value: Any) -> Any:

@@ -7,7 +7,7 @@ import enum
 import math
 import os
 import random
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass
 from types import TracebackType
@@ -32,6 +32,7 @@ from ._refresh import (
     Validate,
     WatchKey,
 )
+from ._secrets import DEFAULT_SECRET_MATCHER, SecretMatcher
 from ._snapshot import Snapshot
 from ._validators import Validator
 from .flags._details import EvaluationDetails
@@ -132,6 +133,7 @@ class Config(Mapping[str, Any]):
         converters: Mapping[str, Converter] | None = None,
         validators: Sequence[Validator] = (),
         models: Sequence[type] = (),
+        secret: Callable[[str], bool] = DEFAULT_SECRET_MATCHER,
     ) -> None:
         self._flat: Any = _NOT_OPEN
         self._fixed: Any = _NOT_OPEN
@@ -162,6 +164,7 @@ class Config(Mapping[str, Any]):
             converters=converters,
             validators=validators,
             models=models,
+            secret=secret,
         )
         self._stack: AsyncExitStack | None = None
         self._host: asyncio.Task[None] | None = None
@@ -497,6 +500,7 @@ def load(
     converters: Mapping[str, Converter] | None = None,
     validators: Iterable[Validator] = (),
     models: Iterable[type] = (),
+    secret_patterns: Iterable[str] | None = None,
     clock: Clock | None = None,
     seed: int | None = None,
 ) -> Config:
@@ -508,7 +512,9 @@ def load(
 
     ``validators``: every candidate snapshot must pass them (all failures are listed in one
     ``ValidationError``); their defaults and casts go into the snapshot. ``models``: pydantic
-    models or dataclasses every candidate must fit (see ``Config.bind``).
+    models or dataclasses every candidate must fit (see ``Config.bind``). ``secret_patterns``:
+    fnmatch patterns for the last segment of keys whose values are masked wherever they are
+    shown (default ``*password*``, ``*secret*``, ``*token*``, ``*key``).
 
     Environments: with ``environments=True`` files hold sections (``[default]``,
     ``[production]``, ..., ``[global]``); the active one is ``env``, else the variable
@@ -587,6 +593,9 @@ def load(
         converters=converters,
         validators=_checked_validators(validators),
         models=tuple(models),
+        secret=DEFAULT_SECRET_MATCHER
+        if secret_patterns is None
+        else SecretMatcher(secret_patterns),
     )
 
 

@@ -21,7 +21,9 @@ __all__ = ("HistoryEntry", "render")
 class HistoryEntry:
     """One layer's say about a key.
 
-    ``source`` is the source's name (a file path, ``env:MYAPP_*``, a URL, an etcd prefix) or
+    ``kind`` is the kind of source (``file``, ``env``, ``http``, ``etcd``, ``static``, the
+    source class's name in lower case) or ``validators`` / ``@format`` / ``cache``. ``source``
+    is the source's name (a file path, ``env:MYAPP_*``, a URL, an etcd prefix) or
     ``"validators"`` / ``"@format"`` for what was decided after the merge; ``origin`` is the
     exact place (the environment section, the variable name, the etcd key and revision).
     ``value`` is ``"**********"`` for a secret unless revealed. ``version`` is the snapshot
@@ -31,6 +33,7 @@ class HistoryEntry:
 
     key: str
     value: Any
+    kind: str
     source: str
     origin: str
     version: int | None
@@ -59,6 +62,7 @@ def render(key: str, entries: Sequence[HistoryEntry], shown: Callable[[Any], str
     rows = [
         (
             "*" if entry.serving else " ",
+            entry.kind,
             entry.source,
             entry.origin,
             MASK if entry.value == MASK else shown(entry.value),
@@ -66,7 +70,7 @@ def render(key: str, entries: Sequence[HistoryEntry], shown: Callable[[Any], str
         )
         for entry in entries
     ]
-    header = ("", "source", "origin", "value", "since")
+    header = ("", "kind", "source", "origin", "value", "since")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [f"{key} (newest first; * serving)"]
     for row in [header, *rows]:

@@ -152,6 +152,7 @@ def prepare(
     fold_case: bool = False,
     table: Mapping[str, Converter] | None = None,
     describe: Describe | None = None,
+    secret: Callable[[str], bool] = DEFAULT_SECRET_MATCHER,
 ) -> Layer:
     """Prepare ``data`` from ``source`` (see the module docstring).
 
@@ -161,7 +162,7 @@ def prepare(
     """
     table = converters() if table is None else table
     walk = functools.partial(_prepare_one, source=source, fold_case=fold_case, table=table,
-                             describe=describe)  # fmt: skip
+                             describe=describe, secret=secret)  # fmt: skip
     if environment is None:
         return walk(data)
     # Sections are layers of their own, so "@merge" and "@del" in [production] work against
@@ -188,10 +189,11 @@ def _prepare_one(
     fold_case: bool,
     table: Mapping[str, Converter],
     describe: Describe | None,
+    secret: Callable[[str], bool],
 ) -> Layer:
     if not fold_case and not _may_hold_tokens(data):
         return Layer(data)
-    walk = _Walk(source, table, fold_case, describe)
+    walk = _Walk(source, table, fold_case, describe, secret)
     prepared = walk.mapping(data, ())
     return Layer(prepared, tuple(walk.tokens), walk.formats, frozenset(walk.secrets))
 
@@ -244,9 +246,11 @@ class _Walk:
         table: Mapping[str, Converter],
         fold_case: bool,
         describe: Describe | None,
+        secret: Callable[[str], bool],
     ) -> None:
         self.source = source
         self.describe = describe
+        self.secret = secret
         self.table = table
         self.fold_case = fold_case
         self.tokens: list[tuple[tuple[str, ...], str]] = []
@@ -331,12 +335,12 @@ class _Walk:
             return self.table[name](text)
         except Exception as exc:
             key = ".".join(path)
-            secret = DEFAULT_SECRET_MATCHER(key)
+            secret = self.secret(key)
             # A converter's own message may quote the value: only for keys that are no secret.
             problem = str(exc) if isinstance(exc, ValueError) and not secret else type(exc).__name__
             where = self.describe(path) if self.describe is not None else None
             place = f"{key} ({where})" if where else key
-            value = shown(key, text.strip())
+            value = shown(key, text.strip(), self.secret)
             raise ParseError(self.source, f"{place}: {name} {value} failed: {problem}") from None
 
 

@@ -46,7 +46,7 @@ from ._history import HistoryEntry, lookup
 from ._layers import Converter, Layer, interpolate, prepare, resolve_tokens
 from ._layers import converters as _layers_converters
 from ._merge import Memo, build, patch, thaw
-from ._secrets import MASK
+from ._secrets import DEFAULT_SECRET_MATCHER, MASK
 from ._snapshot import FoldedIndex, Snapshot
 from ._validators import Validator, error_for, run_validators
 from .flags._combine import EMPTY, changed_keys, combine
@@ -144,8 +144,10 @@ class Engine:
         converters: Mapping[str, Converter] | None = None,
         validators: Sequence[Validator] = (),
         models: Sequence[type] = (),
+        secret: Callable[[str], bool] = DEFAULT_SECRET_MATCHER,
     ) -> None:
         self._states = [_SourceState(source) for source in sources]
+        self._secret = secret
         self._models = tuple(models)
         self._validators = tuple(validators)
         self._introduced: dict[str, int] = {}  # key -> the version its value came in
@@ -249,6 +251,7 @@ class Engine:
             from_cache=True,
             flags=self._combined(restored),
             default_user=self._default_user,
+            secret_matcher=self._secret,
         )
         rejection = await self._rejection(snapshot)
         if rejection is not None:
@@ -279,6 +282,7 @@ class Engine:
                 version=snapshot.version,
                 sources=snapshot.sources,
                 store_secrets=bool(getattr(self._cache, "store_secrets", False)),
+                is_secret=snapshot.is_secret,
                 flags=[
                     (index, state.flags.document)
                     for index, state in enumerate(self._states)
@@ -488,6 +492,7 @@ class Engine:
                 default_user=self._default_user,
                 secret_keys=built.secrets,
                 derived=built.derived,
+                secret_matcher=self._secret,
             )
             rejection = await self._rejection(candidate)
             if rejection is not None:
@@ -551,6 +556,7 @@ class Engine:
             fold_case=self._fold_case,
             table=self._table,
             describe=source.describe,
+            secret=self._secret,
         )
 
     def _build(self, prepared: dict[int, Layer], old: Snapshot | None) -> _Built:
@@ -583,8 +589,12 @@ class Engine:
         """Run ``load(validators=...)``: apply their defaults and casts, or raise every failure."""
         if not self._validators:
             return built
+        secret, given = self._secret, built.secrets
         outcome = run_validators(
-            self._validators, built.flat, env=self.environment or DEFAULT_ENVIRONMENT
+            self._validators,
+            built.flat,
+            env=self.environment or DEFAULT_ENVIRONMENT,
+            secret=lambda key: key in given or secret(key),
         )
         error = error_for(outcome)
         if error is not None:
@@ -627,7 +637,7 @@ class Engine:
         if how is not None and current is not _UNSET:
             origin = how if not how.startswith("@format") or not secret else "@format"
             kind = "validators" if how == "validators" else "@format"
-            entries.append(HistoryEntry(key, shown(current), kind, origin, version, True))
+            entries.append(HistoryEntry(key, shown(current), kind, kind, origin, version, True))
         for state in reversed(self._states):
             layer = state.layer
             if layer is None:
@@ -643,13 +653,15 @@ class Engine:
             if sections and isinstance(state.data, Mapping):
                 origin += f" [{self._section(state.data, path)}]"
             serving = not entries
+            kind = type(source).__name__.lower()  # file, env, http, etcd, static, ...
+            since = version if serving else None
             entries.append(
-                HistoryEntry(
-                    key, shown(value), source.name, origin, version if serving else None, serving
-                )
+                HistoryEntry(key, shown(value), kind, source.name, origin, since, serving)
             )
         if not entries and current is not _UNSET:  # from the cache, with no source answering yet
-            entries.append(HistoryEntry(key, shown(current), "cache", "cache", version, True))
+            entries.append(
+                HistoryEntry(key, shown(current), "cache", "cache", "cache", version, True)
+            )
         return entries
 
     def _section(self, data: Mapping[str, Any], path: tuple[str, ...]) -> str:

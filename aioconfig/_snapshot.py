@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._bind import bind
@@ -61,6 +61,7 @@ class Snapshot(Mapping[str, Any]):
         "_data",
         "_derived",
         "_flat",
+        "_matcher",
         "_secret_keys",
         "created_at",
         "default_user",
@@ -83,6 +84,7 @@ class Snapshot(Mapping[str, Any]):
         default_user: User | None = None,
         secret_keys: frozenset[str] = frozenset(),
         derived: Mapping[str, str] | None = None,
+        secret_matcher: Callable[[str], bool] = DEFAULT_SECRET_MATCHER,
     ) -> None:
         # Built by the engine from ``_merge.build``; not meant to be constructed by users.
         self._data = data
@@ -101,13 +103,15 @@ class Snapshot(Mapping[str, Any]):
         #: The user flags are evaluated for when a call names none (``load(default_user=)``).
         self.default_user = default_user
         self._secret_keys = secret_keys  # given as Secret(...), whatever their names
+        self._matcher = secret_matcher  # load(secret_patterns=...)
         self._derived: Mapping[str, str] = derived or {}  # set after the merge: how
         self._bound: dict[type, Any] = {}  # model -> its instance for this snapshot (bind)
 
     def is_secret(self, key: str) -> bool:
-        """Whether ``key``'s value is masked where it is shown: its name looks secret
-        (``*password*``, ``*secret*``, ``*token*``, ``*key``) or it was given as ``Secret``."""
-        return key in self._secret_keys or DEFAULT_SECRET_MATCHER(key)
+        """Whether ``key``'s value is masked where it is shown: its name matches the secret
+        patterns (by default ``*password*``, ``*secret*``, ``*token*``, ``*key``) or it was
+        given as ``Secret``."""
+        return key in self._secret_keys or self._matcher(key)
 
     def __getitem__(self, key: str) -> Any:
         try:

@@ -17,7 +17,8 @@ import orjson
 import pytest
 
 from aioconfig import FileCache, InitialLoadError, ParseError, SourceUnavailable, load
-from aioconfig._cache import cache_key, decode, encode, is_secret
+from aioconfig._cache import cache_key, decode, encode
+from aioconfig._secrets import DEFAULT_SECRET_MATCHER as is_secret
 from aioconfig.testing import FakeClock, MutableSource
 
 pytestmark = pytest.mark.anyio

@@ -255,8 +255,9 @@ def test_explain_shows_the_env_var_over_the_file_section(tmp_path: Path) -> None
     assert explained.code == 0, explained
     lines = explained.out.splitlines()
     assert lines[0] == "db.host (newest first; * serving)"
-    assert lines[2].split() == ["*", "env:MYAPP_*", "MYAPP_DB__HOST", "db.from-env", "v1"]
-    assert lines[3].split() == ["settings.toml", "settings.toml", "[default]", "localhost"]
+    row = ["*", "env", "env:MYAPP_*", "MYAPP_DB__HOST", "db.from-env", "v1"]
+    assert lines[2].split() == row
+    assert lines[3].split() == ["file", "settings.toml", "settings.toml", "[default]", "localhost"]
     assert (unset.code, unset.out) == (1, "db.user: not set by any source\n")
 
 

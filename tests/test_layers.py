@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from aioconfig import ClosedError, ParseError, ValidationError, Validator, load
+from aioconfig._cache import FileCache
 from aioconfig._layers import _REGISTRY, add_converter, prepare, resolve_tokens
 from aioconfig._secrets import Secret
 from aioconfig.sources import Env, File, Static
@@ -411,9 +412,9 @@ async def test_history_lists_every_layer_newest_first(settings: Path) -> None:
     validators = [Validator("db.user", default="app")]
     async with load(*sources, validators=validators, env="production", mode="manual") as config:
         port = config.history("db.port")
-        assert [(e.source, e.origin, e.value, e.version, e.serving) for e in port] == [
-            ("env:MYAPP_*", "MYAPP_DB__PORT", 3, 1, True),
-            (str(settings), f"{settings} [default]", 5432, None, False),
+        assert [(e.kind, e.source, e.origin, e.value, e.version, e.serving) for e in port] == [
+            ("env", "env:MYAPP_*", "MYAPP_DB__PORT", 3, 1, True),
+            ("file", str(settings), f"{settings} [default]", 5432, None, False),
         ]
         assert config.history("db.host")[0].origin == f"{settings} [production]"
         dsn = config.history("dsn")
@@ -421,7 +422,7 @@ async def test_history_lists_every_layer_newest_first(settings: Path) -> None:
             ("@format", "db.prod:3"),
             ("static", "@format {db.host}:{db.port}"),
         ]
-        assert [(e.source, e.value) for e in config.history("db.user")] == [("validators", "app")]
+        assert [(e.kind, e.value) for e in config.history("db.user")] == [("validators", "app")]
         assert config.history("api_token")[0].value == "**********"
         assert config.history("api_token", reveal=True)[0].value == "t0k"
         assert config.history("pw")[0].value == "**********"
@@ -430,6 +431,20 @@ async def test_history_lists_every_layer_newest_first(settings: Path) -> None:
         assert "MYAPP_DB__PORT" in text and "[default]" in text and "*" in text
         assert "t0k" not in config.explain("api_token")
         assert config.explain("nope") == "nope: not set by any source"
+
+
+async def test_secret_patterns_are_configurable(tmp_path: Path) -> None:
+    cache = FileCache(tmp_path / "cache.json")
+    data: dict[str, Any] = {"db": {"dsn": "postgres://u:p@h/db", "password": "pw"}, "n": "@int x"}
+    with pytest.raises(Exception, match=r"n: @int \*{10} failed"):
+        await load(Static(data), secret_patterns=["dsn", "n"], mode="manual")
+    data["n"] = 1
+    async with load(Static(data), secret_patterns=["dsn"], cache=cache, mode="manual") as config:
+        assert config.snapshot.is_secret("db.dsn") and not config.snapshot.is_secret("db.password")
+        assert config.history("db.dsn")[0].value == "**********"
+        assert config.history("db.password")[0].value == "pw"
+    stored = (tmp_path / "cache.json").read_text()
+    assert "postgres://" not in stored and '"pw"' in stored
 
 
 async def test_history_says_which_version_brought_the_serving_value() -> None:

@@ -592,11 +592,15 @@ _scalars = (
     | st.datetimes(timezones=st.none() | st.just(dt.timezone.utc))
     | st.times()
 )
-_values = st.recursive(
-    _scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
-    max_leaves=16,
-)
+
+
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    # A named function: Hypothesis reads a lambda's source to check that it recurses, and on
+    # Python 3.10 it cannot find one that spans lines.
+    return st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4)
+
+
+_values = st.recursive(_scalars, _containers, max_leaves=16)
 
 
 @pytest.mark.slow

@@ -277,8 +277,12 @@ INT_VALUE = st.one_of(
 )
 SPACES = st.sampled_from(("", "", " ", "\t"))
 ZONES = st.one_of(st.none(), st.sampled_from(TIMEZONES))
-ANY_DATETIME = st.datetimes(
-    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=ZONES
+# Naive or aware (two strategies: Hypothesis' overloads type a mixed zone strategy only
+# without bounds).
+_LOW, _HIGH = datetime(1, 1, 2), datetime(9999, 12, 30)
+ANY_DATETIME = st.one_of(
+    st.datetimes(min_value=_LOW, max_value=_HIGH),
+    st.datetimes(min_value=_LOW, max_value=_HIGH, timezones=st.sampled_from(TIMEZONES)),
 )
 
 

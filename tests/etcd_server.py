@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -34,7 +35,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -532,3 +533,26 @@ class EtcdClient:
 
     async def disable_auth(self) -> None:
         await self.call("/v3/auth/disable", {})
+
+
+@contextlib.contextmanager
+def etcd_with(keys: Mapping[str, str]) -> Iterator[EtcdCluster]:
+    """A one-member etcd holding ``keys``, for a test; fails under CI when etcd is missing.
+
+    Tests that need etcd must fail, not skip, on a CI machine without it (``CI=true``).
+    """
+    import pytest
+
+    if etcd_binary() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("the etcd binary is not installed: apt-get install etcd-server")
+        pytest.skip("the etcd binary is not installed: apt-get install etcd-server")
+
+    async def put(endpoints: list[str]) -> None:
+        async with EtcdClient(endpoints) as client:
+            for key, value in keys.items():
+                await client.put(key, value)
+
+    with EtcdCluster() as etcd:
+        anyio.run(put, list(etcd.endpoints))
+        yield etcd

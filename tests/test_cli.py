@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import math
@@ -11,7 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from anyio.streams.buffered import BufferedByteReceiveStream
+from etcd_server import etcd_with
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -422,25 +422,6 @@ async def test_an_interrupted_command_stops_at_once(tmp_path: Path) -> None:
     finally:
         await server.close()
     assert errors == b""
-
-
-@contextlib.contextmanager
-def etcd_with(keys: dict[str, str]) -> Iterator[Any]:
-    from etcd_server import EtcdClient, EtcdCluster, etcd_binary
-
-    if etcd_binary() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the etcd binary is not installed: apt-get install etcd-server")
-        pytest.skip("the etcd binary is not installed: apt-get install etcd-server")
-
-    async def put(endpoints: list[str]) -> None:
-        async with EtcdClient(endpoints) as client:
-            for key, value in keys.items():
-                await client.put(key, value)
-
-    with EtcdCluster() as etcd:
-        anyio.run(put, etcd.endpoints)
-        yield etcd
 
 
 @pytest.mark.slow

@@ -10,34 +10,14 @@ import shutil
 import subprocess
 import sys
 import types
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
+from etcd_server import etcd_with
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
-
-
-@contextlib.contextmanager
-def etcd_with(keys: dict[str, str]) -> Iterator[Any]:
-    from etcd_server import EtcdClient, EtcdCluster, etcd_binary
-
-    if etcd_binary() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the etcd binary is not installed: apt-get install etcd-server")
-        pytest.skip("the etcd binary is not installed: apt-get install etcd-server")
-
-    async def put(endpoints: list[str]) -> None:
-        async with EtcdClient(endpoints) as client:
-            for key, value in keys.items():
-                await client.put(key, value)
-
-    with EtcdCluster() as etcd:
-        anyio.run(put, etcd.endpoints)
-        yield etcd
 
 
 def test_the_readme_has_examples() -> None:

@@ -8,7 +8,7 @@ validators and ``@format`` did is shown *on top of* the sources, never instead o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,21 +38,6 @@ class HistoryEntry:
     origin: str
     version: int | None
     serving: bool
-
-
-_MISSING: Any = object()
-
-
-def lookup(data: Mapping[str, Any], path: Sequence[str]) -> Any:
-    """The value at ``path`` in nested ``data``, or ``_MISSING``."""
-    node: Any = data
-    for part in path:
-        if not isinstance(node, Mapping):
-            return _MISSING
-        node = node.get(part, _MISSING)
-        if node is _MISSING:
-            return _MISSING
-    return node
 
 
 def render(key: str, entries: Sequence[HistoryEntry], shown: Callable[[Any], str]) -> str:

@@ -167,7 +167,7 @@ def prepare(
         return walk(data)
     # Sections are layers of their own, so "@merge" and "@del" in [production] work against
     # [default]; what is left of the tokens then applies against the earlier sources.
-    sections = [walk(section) for section in _sections(data, environment, source)]
+    sections = [walk(section) for _, section in _sections(data, environment, source)]
     resolved = resolve_tokens(sections)
     merged: dict[str, Any] = {}
     tokens: list[tuple[tuple[str, ...], str]] = []
@@ -175,7 +175,7 @@ def prepare(
         _deep_update(merged, section_data)
         for path, kind in section.tokens:
             below = [layer.data for layer in sections[:index]]
-            if kind == "del" or all(_get(d, path) is _MISSING for d in below):
+            if kind == "del" or all(lookup(d, path) is MISSING for d in below):
                 tokens.append((path, kind))
     formats = {key: spec for section in sections for key, spec in section.formats.items()}
     secrets = frozenset().union(*(section.secrets for section in sections))
@@ -207,10 +207,13 @@ def _may_hold_tokens(data: Mapping[str, Any]) -> bool:
     return b'"@' in blob or b'["@' in blob
 
 
-def _sections(data: Mapping[str, Any], environment: str, source: str) -> list[Mapping[str, Any]]:
-    """The sections that count, lowest first: ``default``, the environment's, ``global``."""
+def _sections(
+    data: Mapping[str, Any], environment: str, source: str
+) -> list[tuple[str, Mapping[str, Any]]]:
+    """The sections that count, lowest first: ``default``, the environment's, ``global``;
+    each with its name as the file spells it."""
     wanted = ("default", environment.lower(), "global")
-    found: dict[str, list[Mapping[str, Any]]] = {name: [] for name in wanted}
+    found: dict[str, list[tuple[str, Mapping[str, Any]]]] = {name: [] for name in wanted}
     for key, value in data.items():
         name = str(key).lower()
         if name in found:
@@ -218,8 +221,16 @@ def _sections(data: Mapping[str, Any], environment: str, source: str) -> list[Ma
                 raise ParseError(
                     source, f"environment section [{key}] must be a table, not a value"
                 )
-            found[name].append(value)
+            found[name].append((str(key), value))
     return [section for name in dict.fromkeys(wanted) for section in found[name]]
+
+
+def section_of(data: Mapping[str, Any], environment: str, path: tuple[str, ...]) -> str | None:
+    """The section of a file's ``data`` that gives ``path`` its value (for history)."""
+    for name, section in reversed(_sections(data, environment, "")):
+        if lookup(section, path) is not MISSING:
+            return str(name)
+    return None
 
 
 def _deep_update(target: dict[str, Any], update: Mapping[str, Any]) -> None:
@@ -354,7 +365,7 @@ def resolve_tokens(layers: Sequence[Layer]) -> list[Mapping[str, Any]]:
                     result[earlier] = _without(result[earlier], path)
                 continue
             below = _effective(result[:index], path)
-            mine = _get(result[index], path)
+            mine = lookup(result[index], path)
             if isinstance(below, list | tuple) and isinstance(mine, list):
                 result[index] = _with(result[index], path, [*below, *mine])
     return result
@@ -363,23 +374,25 @@ def resolve_tokens(layers: Sequence[Layer]) -> list[Mapping[str, Any]]:
 def _effective(layers: Sequence[Mapping[str, Any]], path: tuple[str, ...]) -> Any:
     """The value the merged ``layers`` give ``path`` (only lists matter to a merge)."""
     for data in reversed(layers):
-        value = _get(data, path)
-        if value is not _MISSING:
+        value = lookup(data, path)
+        if value is not MISSING:
             return value
-    return _MISSING
+    return MISSING
 
 
-_MISSING: Any = object()
+#: What ``lookup`` returns for a path that is not there.
+MISSING: Any = object()
 
 
-def _get(data: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+def lookup(data: Mapping[str, Any], path: Sequence[str]) -> Any:
+    """The value at ``path`` in nested ``data``, or ``MISSING``."""
     node: Any = data
     for part in path:
         if not isinstance(node, Mapping):
-            return _MISSING
-        node = node.get(part, _MISSING)
-        if node is _MISSING:
-            return _MISSING
+            return MISSING
+        node = node.get(part, MISSING)
+        if node is MISSING:
+            return MISSING
     return node
 
 
@@ -440,7 +453,7 @@ def interpolate(
                 raise ParseError(
                     spec.source, f"{key}: @format takes plain {{dotted.key}} references"
                 )
-            if field_name in formats and _is_template(flat.get(field_name), formats):
+            if field_name in formats and _is_template(flat.get(field_name)):
                 value = resolve(field_name)
             elif field_name in flat:
                 value = flat[field_name]
@@ -463,11 +476,11 @@ def interpolate(
         return result
 
     for key in formats:
-        if _is_template(flat.get(key), formats):
+        if _is_template(flat.get(key)):
             resolve(key)
     return done
 
 
-def _is_template(value: object, formats: Mapping[str, Format]) -> bool:
+def _is_template(value: object) -> bool:
     """Whether the merged value is still the raw template (a later source may have won)."""
     return isinstance(value, str) and value.startswith("@") and " @format " in f" {value} "

@@ -41,9 +41,17 @@ from ._exceptions import (
     SourceUnavailable,
     ValidationError,
 )
-from ._history import _MISSING as _UNSET_LOOKUP
-from ._history import HistoryEntry, lookup
-from ._layers import Converter, Layer, interpolate, prepare, resolve_tokens
+from ._history import HistoryEntry
+from ._layers import (
+    MISSING,
+    Converter,
+    Layer,
+    interpolate,
+    lookup,
+    prepare,
+    resolve_tokens,
+    section_of,
+)
 from ._layers import converters as _layers_converters
 from ._merge import Memo, build, patch, thaw
 from ._secrets import DEFAULT_SECRET_MATCHER, MASK
@@ -643,7 +651,7 @@ class Engine:
             if layer is None:
                 continue
             value = lookup(layer.data, path)
-            if value is _UNSET_LOOKUP:
+            if value is MISSING:
                 continue
             source = state.source
             origin = source.describe(path) or source.name
@@ -651,7 +659,8 @@ class Engine:
             if sections is None:
                 sections = self._environments
             if sections and isinstance(state.data, Mapping):
-                origin += f" [{self._section(state.data, path)}]"
+                environment = self.environment or DEFAULT_ENVIRONMENT
+                origin += f" [{section_of(state.data, environment, path) or '?'}]"
             serving = not entries
             kind = type(source).__name__.lower()  # file, env, http, etcd, static, ...
             since = version if serving else None
@@ -663,16 +672,6 @@ class Engine:
                 HistoryEntry(key, shown(current), "cache", "cache", "cache", version, True)
             )
         return entries
-
-    def _section(self, data: Mapping[str, Any], path: tuple[str, ...]) -> str:
-        """Which environment section of a file's ``data`` gives ``path`` its value."""
-        active = (self.environment or DEFAULT_ENVIRONMENT).lower()
-        for wanted in ("global", active, "default"):
-            for name, section in data.items():
-                if str(name).lower() == wanted and isinstance(section, Mapping):
-                    if lookup(section, path) is not _UNSET_LOOKUP:
-                        return str(name)
-        return "?"
 
     def _commit(
         self, updates: dict[int, Payload], prepared: dict[int, Layer], pushed: bool

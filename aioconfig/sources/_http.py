@@ -321,19 +321,45 @@ async def send(
     SourceError naming ``source``, never chained: aiohttp's own text quotes the URL.
     """
     try:
-        return await _follow(
-            session,
-            url,
-            answer,
-            source=source,
-            headers=headers,
-            cross_origin_headers=cross_origin_headers,
-            timeout=timeout,
-            max_redirects=max_redirects,
-            proxy=proxy,
-            ssl=ssl,
-            allow_downgrade=allow_downgrade,
-        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        seen = {url}
+        redirects = 0
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise asyncio.TimeoutError
+            async with session.get(
+                url,
+                headers=headers,
+                allow_redirects=False,
+                proxy=proxy,
+                ssl=ssl,
+                timeout=aiohttp.ClientTimeout(total=remaining),
+            ) as response:
+                status = response.status
+                if status not in _REDIRECTS:
+                    return await answer(response)
+                location = response.headers.get("Location")
+            if location is None:
+                raise SourceError(source, f"{_status_text(status)} without a Location header")
+            try:
+                target = url.join(URL(location))
+            except ValueError:
+                raise SourceError(source, f"{_status_text(status)} to an invalid URL") from None
+            if target.scheme not in ("http", "https") or not target.host:
+                raise SourceError(source, "redirected to a URL that is not http(s)")
+            if not allow_downgrade and url.scheme == "https" and target.scheme == "http":
+                raise SourceError(source, "refused a redirect from https to http")
+            redirects += 1
+            if redirects > max_redirects:
+                raise SourceError(source, f"too many redirects (max_redirects={max_redirects})")
+            if target in seen:
+                raise SourceError(source, "redirect loop")
+            if target.origin() != url.origin():
+                headers = cross_origin_headers
+            seen.add(target)
+            url = target
     except SourceError:
         raise
     # Before ClientError: aiohttp's ServerTimeoutError is both.
@@ -341,61 +367,6 @@ async def send(
         raise SourceUnavailable(source, f"timed out after {timeout:g}s") from None
     except aiohttp.ClientError as exc:
         raise _client_error(source, exc) from None
-
-
-async def _follow(
-    session: aiohttp.ClientSession,
-    url: URL,
-    answer: Callable[[aiohttp.ClientResponse], Awaitable[_T]],
-    *,
-    source: str,
-    headers: Mapping[str, str],
-    cross_origin_headers: Mapping[str, str],
-    timeout: float,
-    max_redirects: int,
-    proxy: URL | None,
-    ssl: SSLContext | bool,
-    allow_downgrade: bool,
-) -> _T:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    seen = {url}
-    redirects = 0
-    while True:
-        remaining = deadline - loop.time()
-        if remaining <= 0:
-            raise asyncio.TimeoutError
-        async with session.get(
-            url,
-            headers=headers,
-            allow_redirects=False,
-            proxy=proxy,
-            ssl=ssl,
-            timeout=aiohttp.ClientTimeout(total=remaining),
-        ) as response:
-            status = response.status
-            if status not in _REDIRECTS:
-                return await answer(response)
-            location = response.headers.get("Location")
-        if location is None:
-            raise SourceError(source, f"{_status_text(status)} without a Location header")
-        try:
-            target = url.join(URL(location))
-        except ValueError:
-            raise SourceError(source, f"{_status_text(status)} to an invalid URL") from None
-        if target.scheme not in ("http", "https") or not target.host:
-            raise SourceError(source, "redirected to a URL that is not http(s)")
-        if not allow_downgrade and url.scheme == "https" and target.scheme == "http":
-            raise SourceError(source, "refused a redirect from https to http")
-        redirects += 1
-        if redirects > max_redirects:
-            raise SourceError(source, f"too many redirects (max_redirects={max_redirects})")
-        if target in seen:
-            raise SourceError(source, "redirect loop")
-        if target.origin() != url.origin():
-            headers = cross_origin_headers
-        seen.add(target)
-        url = target
 
 
 async def read_body(response: aiohttp.ClientResponse, limit: int, source: str) -> bytes:

@@ -7,7 +7,7 @@ import logging
 import socket
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -195,22 +195,16 @@ def test_invalid_arguments(kwargs: dict[str, Any], error: type[Exception], messa
 )
 async def test_format_from_content_type(content_type: str, body: bytes) -> None:
     async with serve(("/config", Doc(body, content_type=content_type))) as server:
-        source = Http(server.make_url("/config"))
-        try:
+        async with aclosing(Http(server.make_url("/config"))) as source:
             payload = await load_payload(source)
-        finally:
-            await source.aclose()
     assert payload.data == {"db": {"port": 5432}}
 
 
 async def test_format_argument_wins_over_content_type() -> None:
     doc = Doc(b"[db]\nport = 1\n", content_type="application/json")
     async with serve(("/config.json", doc)) as server:
-        source = Http(server.make_url("/config.json"), format="toml")
-        try:
+        async with aclosing(Http(server.make_url("/config.json"), format="toml")) as source:
             assert (await load_payload(source)).data == {"db": {"port": 1}}
-        finally:
-            await source.aclose()
     assert doc.requests[0]["Accept"] == "application/toml, */*;q=0.1"
 
 
@@ -227,20 +221,14 @@ async def test_format_falls_back_to_the_url_suffix(
     path: str, content_type: str, body: bytes
 ) -> None:
     async with serve((path, Doc(body, content_type=content_type))) as server:
-        source = Http(server.make_url(path).with_query(v="2"))
-        try:
+        async with aclosing(Http(server.make_url(path).with_query(v="2"))) as source:
             assert (await load_payload(source)).data in ({"a": 1}, {"a": "1"})
-        finally:
-            await source.aclose()
 
 
 async def test_unknown_format(parses: list[str]) -> None:
     async with serve(("/config", Doc(content_type="application/xml"))) as server:
-        source = Http(server.make_url("/config"))
-        try:
+        async with aclosing(Http(server.make_url("/config"))) as source:
             error = await load_error(source)
-        finally:
-            await source.aclose()
     assert type(error) is ParseError
     assert str(error) == (
         f"{source.name}: cannot tell the format of content type 'application/xml' from a URL "
@@ -273,20 +261,14 @@ NO_CONTENT_TYPE = b'HTTP/1.1 200 OK\r\nContent-Length: 8\r\nConnection: close\r\
 
 async def test_no_content_type_uses_the_url_suffix() -> None:
     async with raw_http(NO_CONTENT_TYPE) as base:
-        source = Http(base + "/app.json")
-        try:
+        async with aclosing(Http(base + "/app.json")) as source:
             assert (await load_payload(source)).data == {"a": 1}
-        finally:
-            await source.aclose()
 
 
 async def test_no_content_type_and_no_suffix() -> None:
     async with raw_http(NO_CONTENT_TYPE) as base:
-        source = Http(base + "/config")
-        try:
+        async with aclosing(Http(base + "/config")) as source:
             error = await load_error(source)
-        finally:
-            await source.aclose()
     assert type(error) is ParseError
     assert str(error) == (
         f"{source.name}: cannot tell the format of a response without a Content-Type from a "
@@ -297,11 +279,8 @@ async def test_no_content_type_and_no_suffix() -> None:
 async def test_an_html_page_is_not_configuration_even_at_a_json_url() -> None:
     doc = Doc(b"<html>Please log in</html>", content_type="text/html; charset=utf-8")
     async with serve(("/config.json", doc)) as server:
-        source = Http(server.make_url("/config.json"))
-        try:
+        async with aclosing(Http(server.make_url("/config.json"))) as source:
             error = await load_error(source)
-        finally:
-            await source.aclose()
     assert type(error) is ParseError
     assert str(error) == (
         f"{source.name}: expected a configuration document, got content type 'text/html'"
@@ -319,11 +298,8 @@ async def test_malformed_body_is_a_parse_error_with_its_position(
     body: bytes, where: str, problem: str
 ) -> None:
     async with serve(("/c.json", Doc(body))) as server:
-        source = Http(server.make_url("/c.json"))
-        try:
+        async with aclosing(Http(server.make_url("/c.json"))) as source:
             error = await load_error(source)
-        finally:
-            await source.aclose()
     assert isinstance(error, ParseError) and error.line is not None and error.column is not None
     assert str(error) == source.name + where + problem
 
@@ -334,12 +310,9 @@ async def test_malformed_body_is_a_parse_error_with_its_position(
 async def test_etag_makes_the_next_request_conditional(parses: list[str]) -> None:
     doc = Doc(etag='W/"v1"')
     async with serve(("/c.json", doc)) as server:
-        source = Http(server.make_url("/c.json"))
-        try:
+        async with aclosing(Http(server.make_url("/c.json"))) as source:
             first = await load_payload(source)
             second = await source.load(first.token)
-        finally:
-            await source.aclose()
     assert "If-None-Match" not in doc.requests[0]
     assert doc.requests[1]["If-None-Match"] == 'W/"v1"'
     assert "If-Modified-Since" not in doc.requests[1]
@@ -353,12 +326,9 @@ async def test_last_modified_makes_the_next_request_conditional(parses: list[str
     stamp = "Wed, 21 Oct 2015 07:28:00 GMT"
     doc = Doc(last_modified=stamp)
     async with serve(("/c.json", doc)) as server:
-        source = Http(server.make_url("/c.json"))
-        try:
+        async with aclosing(Http(server.make_url("/c.json"))) as source:
             first = await load_payload(source)
             second = await source.load(first.token)
-        finally:
-            await source.aclose()
     assert doc.requests[1]["If-Modified-Since"] == stamp
     assert "If-None-Match" not in doc.requests[1]
     assert doc.answers == [200, 304]
@@ -369,13 +339,10 @@ async def test_last_modified_makes_the_next_request_conditional(parses: list[str
 async def test_a_changed_document_is_fetched_again() -> None:
     doc = Doc(b'{"a": 1}', etag='"1"', last_modified="Wed, 21 Oct 2015 07:28:00 GMT")
     async with serve(("/c.json", doc)) as server:
-        source = Http(server.make_url("/c.json"))
-        try:
+        async with aclosing(Http(server.make_url("/c.json"))) as source:
             first = await load_payload(source)
             doc.body, doc.etag = b'{"a": 2}', '"2"'
             second = await load_payload(source, first.token)
-        finally:
-            await source.aclose()
     assert doc.requests[1]["If-None-Match"] == '"1"'
     assert doc.requests[1]["If-Modified-Since"] == "Wed, 21 Oct 2015 07:28:00 GMT"
     assert second.data == {"a": 2} and second.token != first.token
@@ -384,14 +351,11 @@ async def test_a_changed_document_is_fetched_again() -> None:
 async def test_the_same_body_without_validators_is_not_parsed_again(parses: list[str]) -> None:
     doc = Doc(b'{"a": 1}')
     async with serve(("/c.json", doc)) as server:
-        source = Http(server.make_url("/c.json"))
-        try:
+        async with aclosing(Http(server.make_url("/c.json"))) as source:
             first = await load_payload(source)
             second = await source.load(first.token)
             doc.body = b'{"a": 2}'
             third = await load_payload(source, second.token)
-        finally:
-            await source.aclose()
     assert doc.answers == [200, 200, 200]
     assert isinstance(second, NotModified) and second.token == first.token
     assert third.data == {"a": 2}
@@ -401,14 +365,11 @@ async def test_the_same_body_without_validators_is_not_parsed_again(parses: list
 async def test_the_same_body_with_a_new_etag_keeps_the_new_etag(parses: list[str]) -> None:
     doc = Doc(etag='"1"')
     async with serve(("/c.json", doc)) as server:
-        source = Http(server.make_url("/c.json"))
-        try:
+        async with aclosing(Http(server.make_url("/c.json"))) as source:
             first = await load_payload(source)
             doc.etag = '"2"'  # a redeploy that changed nothing
             second = await source.load(first.token)
             third = await source.load(second.token)
-        finally:
-            await source.aclose()
     assert isinstance(second, NotModified) and second.token != first.token
     assert doc.requests[2]["If-None-Match"] == '"2"'
     assert doc.answers == [200, 200, 304] and isinstance(third, NotModified)
@@ -419,11 +380,8 @@ async def test_a_304_without_a_conditional_request_is_an_error() -> None:
     doc = Doc()
     doc.status = 304
     async with serve(("/c.json", doc)) as server:
-        source = Http(server.make_url("/c.json"))
-        try:
+        async with aclosing(Http(server.make_url("/c.json"))) as source:
             error = await load_error(source)
-        finally:
-            await source.aclose()
     assert str(error) == f"{source.name}: HTTP 304 Not Modified to an unconditional request"
 
 
@@ -456,22 +414,16 @@ async def test_status_codes(
         return web.Response(status=status, reason="leaky " + SECRET, text=SECRET)
 
     async with serve(("/c.json", answer)) as server:
-        source = Http(server.make_url("/c.json"))
-        try:
+        async with aclosing(Http(server.make_url("/c.json"))) as source:
             error = await load_error(source)
-        finally:
-            await source.aclose()
     assert type(error) is kind
     assert error.transient is transient
     assert str(error) == f"{source.name}: {problem}"  # the standard phrase, not the server's
 
 
 async def test_connection_refused() -> None:
-    source = Http(f"http://127.0.0.1:{free_port()}/c.json")
-    try:
+    async with aclosing(Http(f"http://127.0.0.1:{free_port()}/c.json")) as source:
         error = await load_error(source)
-    finally:
-        await source.aclose()
     assert type(error) is SourceUnavailable and error.transient
     assert str(error) == f"{source.name}: connection refused"
 
@@ -504,12 +456,9 @@ async def test_timeout_covers_a_body_that_trickles() -> None:
         return response
 
     async with serve(("/c.json", trickle)) as server:
-        source = Http(server.make_url("/c.json"), timeout=0.1)
-        try:
+        async with aclosing(Http(server.make_url("/c.json"), timeout=0.1)) as source:
             with anyio.fail_after(5):
                 error = await load_error(source)
-        finally:
-            await source.aclose()
     assert str(error) == f"{source.name}: timed out after 0.1s"
 
 
@@ -524,11 +473,8 @@ async def test_connection_lost_mid_body() -> None:
         return response
 
     async with serve(("/c.json", cut)) as server:
-        source = Http(server.make_url("/c.json"))
-        try:
+        async with aclosing(Http(server.make_url("/c.json"))) as source:
             error = await load_error(source)
-        finally:
-            await source.aclose()
     assert type(error) is SourceUnavailable and error.transient
     assert str(error) == f"{source.name}: connection lost mid-body"
 
@@ -558,11 +504,10 @@ async def test_redirects_are_followed() -> None:
         ("/mid", redirect("new.json", 307)),  # relative to /mid
         ("/new.json", doc),
     ) as server:
-        source = Http(server.make_url("/old.json"), max_redirects=2, headers={"X-Api-Key": "k"})
-        try:
+        async with aclosing(
+            Http(server.make_url("/old.json"), max_redirects=2, headers={"X-Api-Key": "k"})
+        ) as source:
             assert (await load_payload(source)).data == {"a": "moved"}
-        finally:
-            await source.aclose()
     assert doc.requests[0]["X-Api-Key"] == "k"  # same origin: headers kept
 
 
@@ -570,22 +515,16 @@ async def test_redirects_are_followed() -> None:
 async def test_redirects_are_bounded(hops: int, max_redirects: int) -> None:
     routes = [(f"/r{i}", redirect(f"/r{i + 1}")) for i in range(hops)]
     async with serve(*routes, (f"/r{hops}", Doc())) as server:
-        source = Http(server.make_url("/r0"), max_redirects=max_redirects)
-        try:
+        async with aclosing(Http(server.make_url("/r0"), max_redirects=max_redirects)) as source:
             error = await load_error(source)
-        finally:
-            await source.aclose()
     assert type(error) is SourceError and not error.transient
     assert str(error) == f"{source.name}: too many redirects (max_redirects={max_redirects})"
 
 
 async def test_a_redirect_loop_is_named() -> None:
     async with serve(("/a", redirect("/b")), ("/b", redirect("/a"))) as server:
-        source = Http(server.make_url("/a"))
-        try:
+        async with aclosing(Http(server.make_url("/a"))) as source:
             error = await load_error(source)
-        finally:
-            await source.aclose()
     assert str(error) == f"{source.name}: redirect loop"
 
 
@@ -601,11 +540,8 @@ async def test_bad_redirects(location: str | None, problem: str) -> None:
         return web.Response(status=302, headers={} if location is None else {"Location": location})
 
     async with serve(("/c.json", handler)) as server:
-        source = Http(server.make_url("/c.json"))
-        try:
+        async with aclosing(Http(server.make_url("/c.json"))) as source:
             error = await load_error(source)
-        finally:
-            await source.aclose()
     assert str(error) == f"{source.name}: {problem}"
 
 
@@ -615,12 +551,11 @@ async def test_a_redirect_to_another_origin_carries_no_credentials() -> None:
         target = str(elsewhere.make_url("/c.json"))
         async with serve(("/c.json", redirect(target))) as origin:
             url = origin.make_url("/c.json").with_user("bob").with_password(SECRET)
-            source = Http(url, headers={"X-Api-Key": SECRET, "Cookie": f"s={SECRET}"})
-            try:
+            async with aclosing(
+                Http(url, headers={"X-Api-Key": SECRET, "Cookie": f"s={SECRET}"})
+            ) as source:
                 first = await load_payload(source)
                 await source.load(first.token)
-            finally:
-                await source.aclose()
     for headers in doc.requests:
         assert not {"Authorization", "X-Api-Key", "Cookie"} & set(headers)
         assert SECRET not in str(headers)
@@ -663,13 +598,10 @@ async def test_a_body_over_max_bytes_is_cut_off_without_reading_it_all(
 ) -> None:
     huge = Stream(1 << 30, content_length=content_length)  # a 1 GiB body
     async with serve(("/c.json", huge)) as server:
-        source = Http(server.make_url("/c.json"), max_bytes=256 * 1024)
-        try:
+        async with aclosing(Http(server.make_url("/c.json"), max_bytes=256 * 1024)) as source:
             with anyio.fail_after(10):
                 error = await load_error(source)
                 await huge.done.wait()  # the server noticed the client had gone
-        finally:
-            await source.aclose()
     assert type(error) is SourceError and not error.transient
     if content_length:
         assert str(error) == (
@@ -694,11 +626,8 @@ async def test_a_body_of_exactly_max_bytes_is_fine(content_length: bool) -> None
         return response
 
     async with serve(("/c.json", exact)) as server:
-        source = Http(server.make_url("/c.json"), max_bytes=len(body))
-        try:
+        async with aclosing(Http(server.make_url("/c.json"), max_bytes=len(body))) as source:
             assert (await load_payload(source)).data == {"a": "x" * 100}
-        finally:
-            await source.aclose()
 
 
 # ---------------------------------------------------------------- headers, proxy, session
@@ -708,11 +637,8 @@ async def test_headers_are_sent() -> None:
     doc = Doc()
     async with serve(("/c.json", doc)) as server:
         url = server.make_url("/c.json").with_user("bob").with_password(SECRET)
-        source = Http(url, headers={"X-Api-Key": "key", "x-trace": "1"})
-        try:
+        async with aclosing(Http(url, headers={"X-Api-Key": "key", "x-trace": "1"})) as source:
             await load_payload(source)
-        finally:
-            await source.aclose()
     sent = doc.requests[0]
     assert sent["X-Api-Key"] == "key" and sent["X-Trace"] == "1"
     assert sent["Authorization"] == "Basic " + base64.b64encode(f"bob:{SECRET}".encode()).decode()
@@ -724,11 +650,8 @@ async def test_an_authorization_header_wins_over_url_userinfo() -> None:
     doc = Doc()
     async with serve(("/c.json", doc)) as server:
         url = server.make_url("/c.json").with_user("bob").with_password("pw")
-        source = Http(url, headers={"authorization": "Bearer t"})
-        try:
+        async with aclosing(Http(url, headers={"authorization": "Bearer t"})) as source:
             await load_payload(source)
-        finally:
-            await source.aclose()
     assert doc.requests[0].getall("Authorization") == ["Bearer t"]
 
 
@@ -766,12 +689,11 @@ async def test_proxy_is_used() -> None:
     doc = Doc(etag='"1"')
     async with forward_proxy() as (proxy, seen), serve(("/c.json", doc)) as origin:
         proxy_url = proxy.make_url("/").with_user("pu").with_password(SECRET)
-        source = Http(origin.make_url("/c.json"), proxy=proxy_url, headers={"X-Api-Key": "k"})
-        try:
+        async with aclosing(
+            Http(origin.make_url("/c.json"), proxy=proxy_url, headers={"X-Api-Key": "k"})
+        ) as source:
             first = await load_payload(source)
             second = await source.load(first.token)
-        finally:
-            await source.aclose()
     assert first.data == {"a": 1} and isinstance(second, NotModified)
     assert len(seen) == 2 and len(doc.requests) == 2  # both went through the proxy
     expected = "Basic " + base64.b64encode(f"pu:{SECRET}".encode()).decode()
@@ -782,11 +704,10 @@ async def test_proxy_is_used() -> None:
 
 
 async def test_an_unreachable_proxy() -> None:
-    source = Http("http://127.0.0.1:1/c.json", proxy=f"http://pu:{SECRET}@127.0.0.1:{free_port()}")
-    try:
+    async with aclosing(
+        Http("http://127.0.0.1:1/c.json", proxy=f"http://pu:{SECRET}@127.0.0.1:{free_port()}")
+    ) as source:
         error = await load_error(source)
-    finally:
-        await source.aclose()
     assert type(error) is SourceUnavailable and error.transient
     assert str(error) == "http://127.0.0.1:1/c.json: cannot reach the proxy: connection refused"
 

@@ -31,6 +31,7 @@ from .._text import decode_utf8
 from ..flags._model import FlagConfig, _load_json, parse_flags
 from ._base import NotModified, Payload, Source
 from ._http import (
+    Sessions,
     _check_int,
     _http_url,
     _public_name,
@@ -39,7 +40,6 @@ from ._http import (
     _user_agent,
     add_headers,
     check_seconds,
-    new_session,
     read_body,
     send,
 )
@@ -235,8 +235,7 @@ class ConfigCat(Source):
         self.refresh_interval = self._poll_interval
         self.optional = optional
 
-        self._session: aiohttp.ClientSession | None = None
-        self._closed = False
+        self._sessions = Sessions(self._name)
         #: The last version handed out, with its text (rewritten to the cache on a 304).
         self._held: _Entry | None = None
         #: The bytes this source last wrote to the cache, and the last entry read from it.
@@ -258,7 +257,7 @@ class ConfigCat(Source):
 
     async def load(self, token: Hashable | None) -> Payload | NotModified:
         previous = token if isinstance(token, _Version) else None
-        session = self._session_for_load()
+        session = self._sessions.get()
         cached, own = await self._read_cache()
         if cached is not None and not own and cached.fetch_time > time.time() - self._poll_interval:
             logger.debug("%s: the cached config is fresh, not fetching", self._name)
@@ -302,20 +301,9 @@ class ConfigCat(Source):
 
     async def aclose(self) -> None:
         """Close the HTTP session this source made."""
-        self._closed = True
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        await self._sessions.aclose()
 
     # ------------------------------------------------------------------ internals
-
-    def _session_for_load(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise SourceError(self._name, "this source is closed")
-        if self._session is None:
-            # Made here, not in __init__: a ClientSession belongs to the running event loop.
-            self._session = new_session()
-        return self._session
 
     def _hand_out(
         self, entry: _Entry, previous: _Version | None, document: object = None

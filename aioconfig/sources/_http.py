@@ -162,9 +162,7 @@ class Http(Source):
         self._max_redirects = max_redirects
         self._proxy = None if proxy is None else _http_url(proxy, "proxy")
         self._ssl: SSLContext | bool = True if ssl is None else ssl
-        self._given_session = session
-        self._session: aiohttp.ClientSession | None = None
-        self._closed = False
+        self._sessions = Sessions(self._name, session)
         self.optional = optional
 
     def __repr__(self) -> str:
@@ -183,7 +181,7 @@ class Http(Source):
 
     async def load(self, token: Hashable | None) -> Payload | NotModified:
         previous = token if isinstance(token, _HttpToken) else None
-        session = self._session_for_load()
+        session = self._sessions.get()
         conditional: CIMultiDict[str] = CIMultiDict()
         if previous is not None:
             if previous.etag is not None:
@@ -214,24 +212,9 @@ class Http(Source):
 
     async def aclose(self) -> None:
         """Close the session this source made (never one passed as ``session=``)."""
-        self._closed = True
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        await self._sessions.aclose()
 
     # ------------------------------------------------------------------ internals
-
-    def _session_for_load(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise SourceError(self._name, "this source is closed")
-        if self._given_session is not None:
-            if self._given_session.closed:
-                raise SourceError(self._name, "the session passed as session= is closed")
-            return self._given_session
-        if self._session is None:
-            # Made here, not in __init__: a ClientSession belongs to the running event loop.
-            self._session = new_session()
-        return self._session
 
     async def _answer(
         self, response: aiohttp.ClientResponse, previous: _HttpToken | None
@@ -287,14 +270,40 @@ class Http(Source):
         )
 
 
-def new_session() -> aiohttp.ClientSession:
-    """A session of a source's own: aioconfig's User-Agent, no cookie jar.
+class Sessions:
+    """The aiohttp session a source loads with: one passed in, or one of its own.
 
-    Call it from the running event loop (a ClientSession belongs to one), on the first load.
+    Its own is made on the first load, not in ``__init__`` (a ClientSession belongs to the
+    running event loop), with aioconfig's User-Agent and no cookie jar, and closed by
+    ``aclose``; a session passed in is never closed here.
     """
-    return aiohttp.ClientSession(
-        headers={"User-Agent": _user_agent()}, cookie_jar=aiohttp.DummyCookieJar()
-    )
+
+    __slots__ = ("_closed", "_given", "_own", "_source")
+
+    def __init__(self, source: str, given: aiohttp.ClientSession | None = None) -> None:
+        self._source = source
+        self._given = given
+        self._own: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    def get(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise SourceError(self._source, "this source is closed")
+        if self._given is not None:
+            if self._given.closed:
+                raise SourceError(self._source, "the session passed as session= is closed")
+            return self._given
+        if self._own is None:
+            self._own = aiohttp.ClientSession(
+                headers={"User-Agent": _user_agent()}, cookie_jar=aiohttp.DummyCookieJar()
+            )
+        return self._own
+
+    async def aclose(self) -> None:
+        self._closed = True
+        own, self._own = self._own, None
+        if own is not None:
+            await own.close()
 
 
 async def send(

@@ -488,20 +488,20 @@ def _segment_logged(condition: SegmentCondition, key: str, run: _Run, log: _Log)
 
 def _not_found(flags: FlagConfig, key: str, default_value: T) -> EvaluationDetails[T]:
     available = ", ".join(f"'{name}'" for name in flags._settings)
-    error = (
-        f"Failed to evaluate setting '{key}' (the key was not found in config JSON). "
-        "Returning the `default_value` parameter that you specified in your application: "
-        f"'{default_value!s}'. Available keys: [{available}]."
-    )
-    logger.error("%s", error)
-    return EvaluationDetails(key, default_value, None, True, error)
+    why = f"'{key}' (the key was not found in config JSON)"
+    return _defaulted(key, default_value, why, f" Available keys: [{available}].")
 
 
 def _failed(key: str, default_value: T, exc: Exception) -> EvaluationDetails[T]:
+    return _defaulted(key, default_value, f"'{key}'. ({exc})", " ")
+
+
+def _defaulted(key: str, default_value: T, why: str, tail: str) -> EvaluationDetails[T]:
+    """The default value as a result, logged at ERROR in the SDK's words."""
     error = (
-        f"Failed to evaluate setting '{key}'. ({exc}). "
+        f"Failed to evaluate setting {why}. "
         "Returning the `default_value` parameter that you specified in your application: "
-        f"'{default_value!s}'. "
+        f"'{default_value!s}'.{tail}"
     )
     logger.error("%s", error)
     return EvaluationDetails(key, default_value, None, True, error)

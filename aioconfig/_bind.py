@@ -19,22 +19,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from ._exceptions import ValidationError, ValidationFailure
-from ._secrets import DEFAULT_SECRET_MATCHER, MASK
+from ._secrets import DEFAULT_SECRET_MATCHER, shown
 
-__all__ = ("bind", "build")
+__all__ = ("build",)
 
 _M = TypeVar("_M")
 _MISSING: Any = object()
-
-
-def bind(snapshot: Any, model: type[_M]) -> _M:
-    """``model`` built from ``snapshot``, once per snapshot (then from the snapshot's cache)."""
-    cache: dict[type, Any] = snapshot._bound
-    try:
-        instance: _M = cache[model]
-    except KeyError:
-        instance = cache[model] = build(snapshot.to_dict(), model, snapshot.is_secret)
-    return instance
 
 
 def build(data: Mapping[str, Any], model: type[_M], is_secret: Any = DEFAULT_SECRET_MATCHER) -> _M:
@@ -80,12 +70,7 @@ def _error(model: type, failures: list[ValidationFailure]) -> ValidationError:
 
 
 def _shown(key: str, value: Any, is_secret: Any) -> str:
-    if value is _MISSING:
-        return "<missing>"
-    if is_secret(key):
-        return MASK
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return "<missing>" if value is _MISSING else shown(key, value, is_secret)
 
 
 def _dataclass(

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._bind import bind
+from ._bind import build
 from ._exceptions import KeyNotFound
 from ._merge import thaw
 from ._secrets import DEFAULT_SECRET_MATCHER
@@ -154,7 +154,7 @@ class Snapshot(Mapping[str, Any]):
         try:
             instance: _M = self._bound[model]
         except KeyError:
-            instance = bind(self, model)
+            instance = self._bound[model] = build(self.to_dict(), model, self.is_secret)
         return instance
 
     # -- feature flags ---------------------------------------------------------------------

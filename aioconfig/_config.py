@@ -36,7 +36,7 @@ from ._secrets import DEFAULT_SECRET_MATCHER, SecretMatcher
 from ._snapshot import Snapshot
 from ._validators import Validator
 from .flags._details import EvaluationDetails
-from .flags._evaluate import _INFO, evaluate, info_cached
+from .flags._evaluate import _INFO, info_cached
 from .flags._model import FlagConfig
 from .flags._user import User
 from .sources._base import Source
@@ -138,7 +138,6 @@ class Config(Mapping[str, Any]):
         self._flat: Any = _NOT_OPEN
         self._fixed: Any = _NOT_OPEN
         self._bound: Any = _NOT_OPEN
-        self._case_sensitive = case_sensitive
         self._state = _State.UNOPENED
         self._max_init_wait = max_init_wait
         self._hub = Hub()
@@ -277,7 +276,7 @@ class Config(Mapping[str, Any]):
             return value
         snapshot = self._engine.snapshot
         assert snapshot is not None  # the check above raised if the Config is not open
-        return evaluate(snapshot.flags, key, default, user or snapshot.default_user).value
+        return snapshot.get_value(key, default, user)
 
     def get_value_details(
         self, key: str, default: _T, user: User | None = None

@@ -24,7 +24,6 @@ from ._exceptions import ClosedError, KeyNotFound
 from ._history import HistoryEntry, render
 from ._layers import Converter
 from ._refresh import (
-    DEFAULT_ENVIRONMENT,
     Callback,
     Engine,
     Mode,
@@ -218,7 +217,7 @@ class Config(Mapping[str, Any]):
     @property
     def environment(self) -> str:
         """The active environment (``load(env=...)`` or the environment variable)."""
-        return self._engine.environment or DEFAULT_ENVIRONMENT
+        return self._engine.environment
 
     def bind(self, model: type[_M]) -> _M:
         """The current snapshot as an instance of ``model`` (a pydantic model or a dataclass).

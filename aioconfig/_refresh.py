@@ -162,7 +162,7 @@ class Engine:
         self._memo = Memo()  # sections merged from several layers, for the next build
         #: The active environment (``load(env=...)``), and whether files have sections for it
         #: unless they say otherwise (``File(environments=...)``).
-        self.environment = environment
+        self.environment = environment or DEFAULT_ENVIRONMENT
         self._environments = environments
         self._fold_case = fold_case
         self._table = _layers_converters(converters)
@@ -560,7 +560,7 @@ class Engine:
         return prepare(
             payload.data,
             source.name,
-            environment=(self.environment or DEFAULT_ENVIRONMENT) if sections else None,
+            environment=self.environment if sections else None,
             fold_case=self._fold_case,
             table=self._table,
             describe=source.describe,
@@ -601,7 +601,7 @@ class Engine:
         outcome = run_validators(
             self._validators,
             built.flat,
-            env=self.environment or DEFAULT_ENVIRONMENT,
+            env=self.environment,
             secret=lambda key: key in given or secret(key),
         )
         error = error_for(outcome)
@@ -659,8 +659,7 @@ class Engine:
             if sections is None:
                 sections = self._environments
             if sections and isinstance(state.data, Mapping):
-                environment = self.environment or DEFAULT_ENVIRONMENT
-                origin += f" [{section_of(state.data, environment, path) or '?'}]"
+                origin += f" [{section_of(state.data, self.environment, path) or '?'}]"
             serving = not entries
             kind = type(source).__name__.lower()  # file, env, http, etcd, static, ...
             since = version if serving else None

@@ -30,8 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from _common import best_ns, machine, table
-from bench_read import flatten, make_data, pydantic_model
-from bench_read import to_toml as read_toml
+from bench_read import flatten, make_data, pydantic_model, to_toml
 from dynaconf import Dynaconf
 from dynaconf import Validator as DynaValidator
 from pydantic import BaseModel
@@ -131,24 +130,6 @@ def env_vars() -> dict[str, str]:
 
 def leaves(node: Mapping[str, Any]) -> int:
     return sum(leaves(v) if isinstance(v, Mapping) else 1 for v in node.values())
-
-
-def to_toml(data: Mapping[str, Any]) -> str:
-    """Just enough TOML: nested tables of ints, strings and lists (JSON spells those alike)."""
-    lines: list[str] = []
-
-    def emit(node: Mapping[str, Any], name: str) -> None:
-        scalars = {k: v for k, v in node.items() if not isinstance(v, Mapping)}
-        if scalars:
-            lines.append(f"[{name}]")
-            lines.extend(f"{k} = {json.dumps(v)}" for k, v in scalars.items())
-        for key, value in node.items():
-            if isinstance(value, Mapping):
-                emit(value, f"{name}.{key}")
-
-    for key, value in data.items():
-        emit(value, key)
-    return "\n".join(lines) + "\n"
 
 
 def serialize(name: str, data: Mapping[str, Any]) -> bytes:
@@ -673,7 +654,7 @@ def main() -> None:
         asyncio.run(run(directory))
         path = os.path.join(directory, "read.toml")
         with open(path, "w") as file:
-            file.write(read_toml(make_data()))
+            file.write(to_toml(make_data()))
         reads = asyncio.run(measure_reads(path))
     by_name = dict(reads)
     base = by_name['d["a"]["b"]["c"]']

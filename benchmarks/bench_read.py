@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+from collections.abc import Mapping
 from typing import Any
 
 from _common import best_ns, machine, nested_config, table
@@ -17,6 +18,7 @@ from pydantic import BaseModel, create_model
 from pydantic_settings import BaseSettings
 
 from aioconfig import load
+from aioconfig._cli import to_toml as toml_document
 from aioconfig.sources import Static
 
 NUMBER = 500_000
@@ -40,24 +42,11 @@ def flatten(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def to_toml(data: dict[str, Any]) -> str:
-    """Just enough TOML for ``make_data()``: tables of scalars, nested tables by dotted name."""
-    lines: list[str] = []
-
-    def emit(node: dict[str, Any], name: str) -> None:
-        scalars = {k: v for k, v in node.items() if not isinstance(v, dict)}
-        if scalars:
-            lines.append(f"[{name}]")
-            lines.extend(
-                f"{k} = {v}" if isinstance(v, int) else f'{k} = "{v}"' for k, v in scalars.items()
-            )
-        for key, value in node.items():
-            if isinstance(value, dict):
-                emit(value, f"{name}.{key}")
-
-    for key, value in data.items():
-        emit(value, key)
-    return "\n".join(lines) + "\n"
+def to_toml(data: Mapping[str, Any]) -> str:
+    """The TOML the command line writes (``aioconfig dump --format toml``)."""
+    text, nulls = toml_document(data)
+    assert not nulls
+    return text
 
 
 def pydantic_model(name: str, node: dict[str, Any], base: type[BaseModel]) -> type[BaseModel]:

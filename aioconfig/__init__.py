@@ -6,7 +6,7 @@ from ._cache import Cache as Cache
 from ._cache import FileCache as FileCache
 from ._config import Config as Config
 from ._config import ConfigStatistics as ConfigStatistics
-from ._config import load as load
+from ._engine import RefreshResult as RefreshResult
 from ._events import ChangeEvent as ChangeEvent
 from ._events import ChangeStream as ChangeStream
 from ._exceptions import ClosedError as ClosedError
@@ -20,8 +20,8 @@ from ._exceptions import SourceUnavailable as SourceUnavailable
 from ._exceptions import ValidationError as ValidationError
 from ._exceptions import ValidationFailure as ValidationFailure
 from ._layers import add_converter as add_converter
-from ._refresh import RefreshResult as RefreshResult
-from ._refresh import WatchKey as WatchKey
+from ._load import load as load
+from ._pipeline import WatchKey as WatchKey
 from ._secrets import Secret as Secret
 from ._snapshot import Snapshot as Snapshot
 from ._validators import Validator as Validator

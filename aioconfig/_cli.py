@@ -34,9 +34,10 @@ import anyio.abc
 import orjson
 
 from . import __version__
-from ._config import Config, load
+from ._config import Config
 from ._events import ChangeEvent
 from ._exceptions import ConfigError, InitialLoadError, KeyNotFound, ValidationError
+from ._load import load
 from ._secrets import MASK, masked
 from ._snapshot import Snapshot
 from ._validators import Validator, load_validators

@@ -4,34 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import math
-import os
+import logging
 import random
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+import sys
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, NoReturn, TypeVar, overload
 
 import anyio
 import anyio.abc
 
-from . import _layers
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
 from ._cache import Cache
-from ._clock import Clock, SystemClock
+from ._clock import Clock
+from ._engine import Callback, Engine, Mode, RefreshResult, Validate, current_engine
 from ._events import ChangeStream, Hub
-from ._exceptions import ClosedError, KeyNotFound
+from ._exceptions import ClosedError, ConfigError, KeyNotFound
 from ._history import HistoryEntry, render
 from ._layers import Converter
-from ._refresh import (
-    Callback,
-    Engine,
-    Mode,
-    RefreshResult,
-    Validate,
-    WatchKey,
-)
-from ._secrets import DEFAULT_SECRET_MATCHER, SecretMatcher
+from ._pipeline import WatchKey
+from ._secrets import DEFAULT_SECRET_MATCHER
 from ._snapshot import Snapshot
 from ._validators import Validator
 from .flags._details import EvaluationDetails
@@ -39,14 +35,14 @@ from .flags._evaluate import _INFO, info_cached
 from .flags._model import FlagConfig
 from .flags._user import User
 from .sources._base import Source
-from .sources._env import Env
 
-__all__ = ("Config", "ConfigStatistics", "load")
+__all__ = ("Config", "ConfigStatistics")
+
+logger = logging.getLogger("aioconfig")
+
 
 _T = TypeVar("_T")
 _M = TypeVar("_M")
-_MODES = ("auto", "lazy", "manual")
-DEFAULT_REFRESH_INTERVAL = 30.0
 
 
 class _State(enum.Enum):
@@ -54,6 +50,7 @@ class _State(enum.Enum):
     OPENING = "opening"
     OPENED = "opened"
     CLOSED = "closed"
+    FAILED = "failed"  # closed because the background work failed
 
 
 class _Unavailable:
@@ -164,11 +161,15 @@ class Config(Mapping[str, Any]):
             models=models,
             secret=secret,
         )
-        self._stack: AsyncExitStack | None = None
-        self._host: asyncio.Task[None] | None = None
-        self._host_stop: anyio.Event | None = None
+        self._stack: AsyncExitStack | None = None  # ``async with``: the task group
+        self._outer: anyio.abc.TaskGroup | None = None
+        self._host: _Host | None = None  # ``await load()``: the task that owns the work
+        self._opening: anyio.CancelScope | None = None
         self._background: anyio.CancelScope | None = None
         self._background_done: anyio.Event | None = None
+        self._closing = False
+        self._closed: anyio.Event | None = None  # set once everything is released
+        self._failure: ConfigError | None = None  # why the background stopped, if it failed
 
     # ------------------------------------------------------------------ reads (no I/O, no lock)
 
@@ -199,7 +200,7 @@ class Config(Mapping[str, Any]):
     def snapshot(self) -> Snapshot:
         """The current snapshot. Hold on to it for a consistent view across many reads."""
         snapshot = self._engine.snapshot
-        if snapshot is None or self._state is _State.CLOSED:
+        if snapshot is None or self._state is not _State.OPENED:
             self._check_open()
         assert snapshot is not None
         return snapshot
@@ -343,19 +344,28 @@ class Config(Mapping[str, Any]):
         )
 
     def _check_open(self) -> None:
-        if self._state is _State.CLOSED:
-            raise ClosedError(_CLOSED.message)
         if self._state is not _State.OPENED:
-            raise ClosedError(_NOT_OPEN.message)
+            raise ClosedError(self._unavailable().message)
+
+    def _unavailable(self) -> _Unavailable:
+        if self._failure is not None:
+            return _Unavailable(str(self._failure))
+        return _NOT_OPEN if self._state in (_State.UNOPENED, _State.OPENING) else _CLOSED
 
     # ------------------------------------------------------------------ lifecycle
+    #
+    # Opening: the first load runs in the opener's task; then the background (the engine's
+    # tasks) starts in a task group, the ``async with`` block's or the host task's. Closing:
+    # ``_begin_close`` (sync: refuse reads and refreshes, cancel the background and any open in
+    # progress) then ``_finish_close`` (shielded, once: wait for the background, close the
+    # sources). ``aclose()`` called from the Config's own tasks (a callback) only begins it.
 
     async def __aenter__(self) -> Config:
         self._claim()
         stack = AsyncExitStack()
         try:
-            tg = await stack.enter_async_context(anyio.create_task_group())
-            stack.push_async_callback(self._shutdown)
+            tg = self._outer = await stack.enter_async_context(anyio.create_task_group())
+            stack.push_async_callback(self._finish_close)
             await self._open(tg)
         except BaseException:
             await stack.__aexit__(None, None, None)
@@ -369,53 +379,58 @@ class Config(Mapping[str, Any]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._shutdown()
+        await self._finish_close()
         if self._stack is not None:
             stack, self._stack = self._stack, None
             await stack.aclose()
+        if self._failure is not None and exc is None:
+            raise self._failure
 
     def __await__(self) -> Generator[Any, None, Config]:
         return self._open_hosted().__await__()
 
     async def _open_hosted(self) -> Config:
-        """``await load(...)``: the background work lives in a task this Config owns and joins.
+        """``await load(...)``: the background work lives in a host task this Config owns.
 
-        A task group cannot stay entered across the caller's ``await``, so a host task this
-        Config owns enters it instead; ``aclose()`` stops that task and waits for it.
+        A task group cannot stay entered across the caller's ``await``, so a host task enters
+        it instead (an asyncio task, or a trio system task); ``aclose()`` stops it and waits.
         """
+        spawn = _host_spawner()  # before any state changes: a clear error on other loops
         self._claim()
-        loop = asyncio.get_running_loop()
-        ready: asyncio.Future[None] = loop.create_future()
-        self._host_stop = anyio.Event()
-        host = self._host = loop.create_task(self._run_host(ready), name="aioconfig host")
+        host = self._host = _Host()
+        spawn(self._run_host, host)
         try:
-            await asyncio.shield(ready)
-        except BaseException:
-            self._host = None
-            if not ready.done():  # the opener was cancelled: take the host down with it
-                host.cancel()
-            await asyncio.gather(host, return_exceptions=True)
-            if ready.done() and not ready.cancelled():
-                ready.exception()  # retrieved: it is being raised right here
+            await host.ready.wait()
+        except BaseException:  # the opener was cancelled: take the host down with it
+            self._begin_close()
+            with anyio.CancelScope(shield=True):
+                await host.done.wait()
             raise
+        if host.error is not None:
+            with anyio.CancelScope(shield=True):
+                await host.done.wait()
+            raise host.error
         return self
 
-    async def _run_host(self, ready: asyncio.Future[None]) -> None:
-        assert self._host_stop is not None
+    async def _run_host(self, host: _Host) -> None:
         try:
             async with anyio.create_task_group() as tg:
                 try:
                     await self._open(tg)
                 except Exception as exc:
-                    ready.set_exception(exc)
+                    host.error = exc
+                    self._begin_close()
                     return
-                ready.set_result(None)
-                await self._host_stop.wait()
-                await self._shutdown()
+                finally:
+                    host.ready.set()
+                await host.stop.wait()
+                await self._finish_close()
         finally:
-            if not ready.done():
-                ready.cancel()
-            await self._shutdown()
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self._finish_close()
+            finally:
+                host.done.set()
 
     def _claim(self) -> None:
         if self._state is not _State.UNOPENED:
@@ -423,8 +438,13 @@ class Config(Mapping[str, Any]):
         self._state = _State.OPENING
 
     async def _open(self, tg: anyio.abc.TaskGroup) -> None:
-        await self._engine.initial_load(self._max_init_wait)
-        await tg.start(self._run_background, name="aioconfig background")
+        with anyio.CancelScope() as self._opening:
+            await self._engine.initial_load(self._max_init_wait)
+        self._opening = None
+        if not self._closing:
+            await tg.start(self._run_background, name="aioconfig background")
+        if self._closing:
+            raise ClosedError("the Config was closed while it was opening")
         self._state = _State.OPENED
 
     async def _run_background(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
@@ -432,45 +452,84 @@ class Config(Mapping[str, Any]):
         # inside the user's ``async with`` block, which shares the outer task group's scope.
         done = self._background_done = anyio.Event()
         try:
-            with anyio.CancelScope() as scope:
-                self._background = scope
-                async with anyio.create_task_group() as inner:
-                    self._engine.start(inner)
-                    task_status.started()
-                    await anyio.sleep_forever()
+            with anyio.CancelScope() as self._background:
+                await self._engine.run(task_status=task_status)
+        except Exception as exc:  # against all expectation: say so wherever the user looks
+            self._died(exc)
         finally:
             done.set()
 
-    async def _shutdown(self) -> None:
-        """Stop the background work, end the event streams, release the sources. Idempotent."""
-        if self._state is _State.CLOSED:
+    def _died(self, exc: Exception) -> None:
+        cause: BaseException = exc
+        while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+            cause = cause.exceptions[0]
+        logger.error("the Config's background work failed", exc_info=cause)
+        failure = ConfigError(
+            f"this Config stopped: its background work failed: {type(cause).__name__}: {cause}"
+        )
+        failure.__cause__ = cause
+        self._failure = failure
+        self._begin_close()
+        self._finish_soon()
+
+    def _begin_close(self) -> None:
+        """Refuse reads and refreshes; cancel the background and any open in progress."""
+        if self._closing:
             return
-        self._state = _State.CLOSED
-        self._flat = self._fixed = self._bound = _CLOSED
+        self._closing = True
+        self._state = _State.CLOSED if self._failure is None else _State.FAILED
+        self._flat = self._fixed = self._bound = self._unavailable()
         self._engine.stop()
+        if self._opening is not None:
+            self._opening.cancel()
         if self._background is not None:
             self._background.cancel()
-            self._background = None
         self._hub.close()
+
+    async def _finish_close(self) -> None:
+        """Close and wait until everything is released. Idempotent; shielded, so a cancelled
+        caller still leaves nothing half closed, and no caller's await is cancelled."""
+        self._begin_close()
         with anyio.CancelScope(shield=True):
-            if self._background_done is not None:
-                await self._background_done.wait()
-            await self._engine.aclose_sources()
+            if self._closed is not None:
+                await self._closed.wait()
+                return
+            self._closed = anyio.Event()
+            try:
+                if self._background_done is not None:
+                    await self._background_done.wait()
+                await self._engine.release()
+                await self._engine.aclose_sources()
+            finally:
+                self._closed.set()
+
+    def _finish_soon(self) -> None:
+        """From the Config's own tasks: let the owner finish closing, without waiting here."""
+        if self._host is not None:
+            self._host.stop.set()
+        elif self._outer is not None:
+            self._outer.start_soon(self._finish_close, name="aioconfig close")
 
     async def aclose(self) -> None:
-        """Stop all background work and release every resource. Idempotent."""
-        if self._host is not None:
-            host, self._host = self._host, None
-            assert self._host_stop is not None
-            self._host_stop.set()
-            await asyncio.gather(host, return_exceptions=True)
-        elif self._stack is not None:
-            # Any task may stop the work and wait for it to end; the (by then empty) task group
-            # is left where it was entered, when the ``async with`` block ends.
-            await self._shutdown()
+        """Stop all background work and release every resource. Idempotent and cancel-safe.
+
+        Called from a callback (or ``validate=``), it begins the shutdown and returns at once:
+        the rest happens when that callback has returned. Raises ``ConfigError`` saying why if
+        the background work had failed.
+        """
+        if current_engine.get() is self._engine:
+            self._begin_close()
+            self._finish_soon()
+        elif self._host is not None:
+            self._host.stop.set()
+            with anyio.CancelScope(shield=True):
+                await self._host.done.wait()
+        elif self._outer is not None:
+            await self._finish_close()
         elif self._state is _State.UNOPENED:
-            self._state = _State.CLOSED
-            self._flat = self._fixed = self._bound = _CLOSED
+            self._begin_close()
+        if self._failure is not None:
+            raise self._failure
 
     def __repr__(self) -> str:
         version = "-" if self._engine.snapshot is None else self._engine.snapshot.version
@@ -478,154 +537,47 @@ class Config(Mapping[str, Any]):
         return f"<Config {self._state.value} version={version} sources={names!r}>"
 
 
-def load(
-    *sources: Source | str | os.PathLike[str],
-    refresh_interval: float | None = None,
-    jitter: float = 0.1,
-    mode: Mode = "auto",
-    refresh_on: Iterable[WatchKey | str] = (),
-    max_init_wait: float = 5.0,
-    validate: Validate | None = None,
-    on_change: Callback | None = None,
-    on_refresh_success: Callback | None = None,
-    on_refresh_error: Callback | None = None,
-    cache: Cache | None = None,
-    default_user: User | None = None,
-    env: str | None = None,
-    environments: bool = False,
-    env_var: str | None = None,
-    case_sensitive: bool = True,
-    converters: Mapping[str, Converter] | None = None,
-    validators: Iterable[Validator] = (),
-    models: Iterable[type] = (),
-    secret_patterns: Iterable[str] | None = None,
-    clock: Clock | None = None,
-    seed: int | None = None,
-) -> Config:
-    """Describe a live configuration; ``await`` it or use it with ``async with`` to start it.
+@dataclass(slots=True)
+class _Host:
+    """``await load()``'s host task: the handshake with the opener and with ``aclose()``."""
 
-    Later sources override earlier ones: mappings are deep-merged, anything else replaced. A
-    ``str`` or ``Path`` means ``File(path)``. ``default_user`` is who feature flags are
-    evaluated for when a call names no user. See the README for every option.
+    ready: anyio.Event = field(default_factory=anyio.Event)
+    stop: anyio.Event = field(default_factory=anyio.Event)
+    done: anyio.Event = field(default_factory=anyio.Event)
+    error: Exception | None = None
+    task: object = None  # asyncio keeps only a weak reference to its tasks
 
-    ``validators``: every candidate snapshot must pass them (all failures are listed in one
-    ``ValidationError``); their defaults and casts go into the snapshot. ``models``: pydantic
-    models or dataclasses every candidate must fit (see ``Config.bind``). ``secret_patterns``:
-    fnmatch patterns for the last segment of keys whose values are masked wherever they are
-    shown (default ``*password*``, ``*secret*``, ``*token*``, ``*key``).
 
-    Environments: with ``environments=True`` files hold sections (``[default]``,
-    ``[production]``, ..., ``[global]``); the active one is ``env``, else the variable
-    ``env_var`` (default: ``<PREFIX>_ENV`` for the first ``Env(prefix)`` source, else
-    ``AIOCONFIG_ENV``), else ``"development"``.
-    """
-    resolved: list[Source] = []
-    for source in sources:
-        if isinstance(source, Source):
-            resolved.append(source)
-        elif isinstance(source, (str, os.PathLike)):
-            from .sources._file import File
+def _host_spawner() -> Callable[[Callable[[_Host], Awaitable[None]], _Host], None]:
+    """How to start a task that outlives the caller's ``await``, on the running event loop."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
 
-            resolved.append(File(source))
+        def spawn_asyncio(run: Callable[[_Host], Awaitable[None]], host: _Host) -> None:
+            host.task = loop.create_task(run(host), name="aioconfig host")  # type: ignore[arg-type]
+
+        return spawn_asyncio
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            pass
         else:
-            raise TypeError(
-                f"load() takes Source objects or file paths, got {type(source).__name__}"
-            )
-    if refresh_interval is None:
-        # Each source's suggestion (ConfigCat: 60 s), 30 s for one without (Azure App
-        # Configuration's default); the shortest wins, so no source is polled less than it asks.
-        refresh_interval = (
-            min(
-                DEFAULT_REFRESH_INTERVAL if s.refresh_interval is None else s.refresh_interval
-                for s in resolved
-            )
-            if resolved
-            else DEFAULT_REFRESH_INTERVAL
-        )
-    _check_number("refresh_interval", refresh_interval)
-    _check_number("max_init_wait", max_init_wait)
-    if not isinstance(jitter, (int, float)) or not 0 <= jitter < 1:
-        raise ValueError(f"jitter must be in [0, 1), got {jitter!r}")
-    if mode not in _MODES:
-        raise ValueError(f"mode must be one of {', '.join(map(repr, _MODES))}; got {mode!r}")
-    if mode == "auto" and refresh_interval == 0:
-        raise ValueError("refresh_interval must be greater than 0 in 'auto' mode")
-    if cache is not None and not isinstance(cache, Cache):
-        raise TypeError(
-            f"cache must have async get(key) and set(key, value), got {type(cache).__name__}"
-        )
-    environment = _environment(resolved, env, env_var)
-    if converters is not None:
-        _layers.converters(converters)  # checks the names now, not at the first load
-    if default_user is not None and not isinstance(default_user, User):
-        raise TypeError(
-            f"default_user must be an aioconfig.flags.User, got {type(default_user).__name__}"
-        )
-    sentinels = tuple(w if isinstance(w, WatchKey) else WatchKey(w) for w in refresh_on)
-    for name, callback in (
-        ("validate", validate),
-        ("on_change", on_change),
-        ("on_refresh_success", on_refresh_success),
-        ("on_refresh_error", on_refresh_error),
-    ):
-        if callback is not None and not callable(callback):
-            raise TypeError(f"{name} must be callable, got {type(callback).__name__}")
-    return Config(
-        resolved,
-        refresh_interval=float(refresh_interval),
-        jitter=float(jitter),
-        mode=mode,
-        refresh_on=sentinels,
-        max_init_wait=float(max_init_wait),
-        validate=validate,
-        on_change=on_change,
-        on_refresh_success=on_refresh_success,
-        on_refresh_error=on_refresh_error,
-        clock=SystemClock() if clock is None else clock,
-        rng=random.Random(seed),
-        cache=cache,
-        default_user=default_user,
-        environment=environment,
-        environments=environments,
-        case_sensitive=case_sensitive,
-        converters=converters,
-        validators=_checked_validators(validators),
-        models=tuple(models),
-        secret=DEFAULT_SECRET_MATCHER
-        if secret_patterns is None
-        else SecretMatcher(secret_patterns),
+
+            def spawn_trio(run: Callable[[_Host], Awaitable[None]], host: _Host) -> None:
+                host.task = trio.lowlevel.spawn_system_task(run, host, name="aioconfig host")
+
+            return spawn_trio
+    raise RuntimeError(
+        "`await load(...)` runs on asyncio or trio only; "
+        "use `async with load(...) as config:` instead"
     )
 
 
 def _shown_value(value: Any) -> str:
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _checked_validators(validators: Iterable[Validator]) -> tuple[Validator, ...]:
-    checked = tuple(validators)
-    for validator in checked:
-        if not isinstance(validator, Validator):
-            raise TypeError(
-                f"validators must be aioconfig.Validator objects, got {type(validator).__name__}"
-            )
-    return checked
-
-
-def _environment(sources: Sequence[Source], env: str | None, env_var: str | None) -> str | None:
-    """The active environment's name: ``env``, else the switch variable, else None."""
-    if env is not None:
-        if not isinstance(env, str) or not env.strip():
-            raise ValueError(f"env must be a non-empty environment name, got {env!r}")
-        return env
-    if env_var is None:
-        prefixes = [s.prefix for s in sources if isinstance(s, Env)]
-        env_var = f"{prefixes[0]}ENV" if prefixes else "AIOCONFIG_ENV"
-    return os.environ.get(env_var) or None
-
-
-def _check_number(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if value < 0 or math.isnan(value) or math.isinf(value):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")

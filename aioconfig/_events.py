@@ -1,12 +1,20 @@
 """Change events and their fan-out to bounded, per-subscriber streams.
 
-Publishing never blocks and never awaits: the refresh engine hands each event to every
-subscriber's buffer and moves on. A subscriber that falls behind has its buffer **coalesced**:
-when the buffer is full, a new change event is folded into the newest queued change event
-(``old`` from the queued one, ``new`` and the union of ``keys`` from both), so a slow reader
-skips intermediate versions but never misses that a key changed and always ends at the latest
-snapshot. A new error event, when the buffer is full, replaces the oldest queued error event
-(or, if none is queued, the two oldest change events are folded together to make room).
+Publishing never blocks and never awaits: the engine's notifier hands each event to every
+subscriber's buffer, in version order, and moves on. A subscriber that falls behind has its
+buffer **coalesced** when it is full, and events are always read in the order they happened:
+
+* a new error event makes the oldest queued error event go;
+* a new change event folds the newest two change events that stand side by side into one
+  (``old`` of the first, ``new`` of the second, the union of ``keys`` and ``flags``), so a slow
+  reader skips intermediate versions but never misses that a key changed and always ends at
+  the latest snapshot. ``event.old.version`` and ``event.new.version`` say which versions a
+  folded event spans (``event.versions``);
+* failing that (errors and changes alternate), the oldest error event goes: every error also
+  reaches ``on_refresh_error`` and ``statistics()``, while a change is never lost.
+
+Any ``max_buffer >= 1`` works; with 1, a reader sees the latest change (folded) or, if nothing
+changed since it last read, the latest error.
 """
 
 from __future__ import annotations
@@ -41,6 +49,11 @@ class ChangeEvent:
     error: Exception | None = field(default=None)
     flags: frozenset[str] = field(default=frozenset())
 
+    @property
+    def versions(self) -> range:
+        """The versions this event brought in (more than one when folded; none for an error)."""
+        return range(self.old.version + 1, self.new.version + 1)
+
     def __repr__(self) -> str:
         if self.error is not None:
             return f"<ChangeEvent error={self.error!r} version={self.new.version}>"
@@ -63,6 +76,25 @@ def _fold(first: ChangeEvent, second: ChangeEvent) -> ChangeEvent:
     return ChangeEvent(
         first.old, second.new, first.keys | second.keys, flags=first.flags | second.flags
     )
+
+
+def _make_room(queue: deque[ChangeEvent]) -> None:
+    """Shorten ``queue`` by one, keeping read order (see the module docstring).
+
+    The event just added is the last one: a new error makes an older error go; a new change
+    folds the newest two changes that stand side by side. Failing that, an error goes.
+    """
+    errors = [index for index, queued in enumerate(queue) if queued.error is not None]
+    if queue[-1].error is not None and len(errors) > 1:
+        del queue[errors[0]]
+        return
+    for index in range(len(queue) - 1, 0, -1):
+        first, second = queue[index - 1], queue[index]
+        if first.error is None and second.error is None:
+            queue[index - 1] = _fold(first, second)
+            del queue[index]
+            return
+    del queue[errors[0]]
 
 
 class ChangeStream:
@@ -88,35 +120,12 @@ class ChangeStream:
                 return
             event = ChangeEvent(event.old, event.new, keys, flags=flags)
         queue = self._queue
-        if len(queue) >= self._max:
+        queue.append(event)
+        if len(queue) > self._max:
             self.coalesced += 1
-            self._make_room(event)
-        else:
-            queue.append(event)
+            _make_room(queue)
         if self._wakeup is not None:
             self._wakeup.set()
-
-    def _make_room(self, event: ChangeEvent) -> None:
-        queue = self._queue
-        if event.error is None:
-            for index in range(len(queue) - 1, -1, -1):
-                if queue[index].error is None:
-                    queued = queue[index]
-                    del queue[index]
-                    queue.append(_fold(queued, event))
-                    return
-            queue.popleft()  # only errors queued: the oldest goes
-            queue.append(event)
-            return
-        for index, queued in enumerate(queue):
-            if queued.error is not None:
-                del queue[index]
-                queue.append(event)
-                return
-        first = queue.popleft()
-        second = queue.popleft()
-        queue.appendleft(_fold(first, second))
-        queue.append(event)
 
     def _close(self) -> None:
         self._closed = True

@@ -139,8 +139,10 @@ class MutableSource(Source):
         if self._error is not None:
             raise self._error
         if token == self._version:
-            return NotModified(token)
-        return Payload(copy.deepcopy(self._data), self._version, flags=self._flags)
+            return NotModified(token, self._version)
+        return Payload(
+            copy.deepcopy(self._data), self._version, flags=self._flags, order=self._version
+        )
 
     @property
     def can_watch(self) -> bool:
@@ -152,7 +154,8 @@ class MutableSource(Source):
                 if self._error is not None:
                     raise self._error
                 token = self._version
-                await emit(Payload(copy.deepcopy(self._data), token, flags=self._flags))
+                data = copy.deepcopy(self._data)
+                await emit(Payload(data, token, flags=self._flags, order=token))
             self._pushed = anyio.Event()
             await self._pushed.wait()
 

@@ -23,7 +23,7 @@ from aioconfig import (
     WatchKey,
     load,
 )
-from aioconfig._refresh import backoff_delay, jittered
+from aioconfig._schedule import backoff_delay, jittered
 from aioconfig.sources import Static
 from aioconfig.testing import FakeClock, MutableSource
 

@@ -42,8 +42,9 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .._config import Config, load
+from .._config import Config
 from .._exceptions import ConfigError
+from .._load import load
 from .._snapshot import Snapshot
 from ..sources._base import Source
 

@@ -5,6 +5,18 @@ and an opaque version *token* (an ETag, a revision, a content hash). The engine 
 token back on the next load, so a source can answer "not modified" cheaply.
 
 Sources that can push implement :meth:`Source.watch`; the engine then watches instead of polling.
+
+Order: loads and pushes of one source can race (a poll's answer may arrive after a push that
+is newer, or older). The engine alone decides which is newer, in one place, by each answer's
+**order key** (``Payload.order``, ``NotModified.order``): an integer that grows with the
+version of the data, such as etcd's revision or a sequence number taken when a file read or an
+HTTP request began. The engine drops an answer whose order key is lower than the one it last
+applied from that source. So a source never needs rules of its own about stepping back: it
+hands out what it read, with its order key, and the engine keeps the newest.
+
+A source gives order keys on all its answers or on none. One that gives none (None) is ordered
+by the engine's own sequence: when its fetch began, or when its push arrived, which is right
+as long as the source itself sees its data no later than that.
 """
 
 from __future__ import annotations
@@ -28,19 +40,24 @@ class Payload:
 
     The source gives up ownership of ``data``: it must not keep or change it afterwards.
     ``flags``: the feature flags this version provides, parsed (``aioconfig.flags.parse_flags``);
-    None for a source of plain settings.
+    None for a source of plain settings. ``order``: the order key (see the module docstring).
     """
 
     data: Mapping[str, Any]
     token: Hashable
     flags: FlagConfig | None = None
+    order: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class NotModified:
-    """The data has not changed since ``token`` was handed out (a new token may be given)."""
+    """The data has not changed since ``token`` was handed out (a new token may be given).
+
+    ``order``: the order key of this answer, as on :class:`Payload`.
+    """
 
     token: Hashable
+    order: int | None = None
 
 
 LoadResult: TypeAlias = "Payload | NotModified"
@@ -90,8 +107,11 @@ class Source(abc.ABC):
     async def watch(self, token: Hashable | None, emit: Emit) -> None:
         """Push changes: ``await emit(payload)`` for each new version after ``token``.
 
-        Runs until cancelled. A problem with one version that leaves the watch itself working
-        (a malformed edit, say) is reported with ``await emit(error)`` and the watch goes on.
+        ``token`` is that of the version the engine applied last (which may come from a load
+        that raced this watch). ``emit`` hands the version to the engine and returns once it
+        is queued; it may wait while the engine is behind. Runs until cancelled. A problem
+        with one version that leaves the watch itself working (a malformed edit, say) is
+        reported with ``await emit(error)`` and the watch goes on.
         Returning or raising ends the watch: the engine reports the error once, polls the
         source meanwhile, and reopens the watch after a backoff.
         """

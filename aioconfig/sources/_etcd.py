@@ -264,24 +264,17 @@ class Etcd(Source):
     # ------------------------------------------------------------------ load
 
     async def load(self, token: Hashable | None) -> Payload | NotModified:
+        # The revision is the order key: of a read and a watch that race, the engine keeps
+        # the newer revision, whichever arrives first.
         revision, kvs = await self._read()
-        known = self._mirror
-        if known is not None and known.revision > revision:
-            # A watch already handed out a newer revision than this read saw (they raced):
-            # serve that one rather than step back in time.
-            if isinstance(token, EtcdToken) and token.same_data(known.token):
-                return NotModified(known.token)
-            return Payload(self._nest(known), known.token)
         newest = max((mod for _, _, mod in kvs), default=0)
         current = EtcdToken(revision, len(kvs), newest)
         if isinstance(token, EtcdToken) and token.same_data(current):
-            if known is not None and known.token.same_data(current):
-                self._remember(known.at(revision))
-            return NotModified(current)
+            return NotModified(current, revision)
         mirror = self._strict_mirror(revision, kvs)
         data = self._nest(mirror)
         self._remember(mirror)
-        return Payload(data, mirror.token)
+        return Payload(data, mirror.token, order=revision)
 
     def describe(self, path: tuple[str, ...]) -> str | None:
         mirror = self._mirror
@@ -293,6 +286,7 @@ class Etcd(Source):
         return None
 
     def _remember(self, mirror: _Mirror) -> None:
+        """Keep the newest mirror read: what ``describe`` shows and a watch resumes from."""
         if self._mirror is None or mirror.revision >= self._mirror.revision:
             self._mirror = mirror
 
@@ -305,12 +299,10 @@ class Etcd(Source):
         open for ``timeout`` seconds; the engine polls meanwhile and reopens it later.
         """
         mirror = self._mirror
-        if (
-            mirror is None
-            or not isinstance(token, EtcdToken)
-            or not token.same_data(mirror.token)
-            or token.revision > mirror.revision
-        ):
+        if mirror is not None and isinstance(token, EtcdToken) and token.same_data(mirror.token):
+            # The prefix did not change between the two revisions: resume after the token's.
+            mirror = mirror.at(token.revision)
+        else:
             # Nothing known for this token (a version the engine did not take, say): list.
             revision, kvs = await self._read()
             mirror = self._strict_mirror(revision, kvs)
@@ -460,16 +452,13 @@ class Etcd(Source):
         await self._publish(state.mirror, emit)
 
     async def _publish(self, mirror: _Mirror, emit: Emit) -> None:
-        known = self._mirror
-        if known is not None and known.revision > mirror.revision:
-            return  # a load already handed out newer data: never step back
         try:
             data = self._nest(mirror)
         except ParseError as exc:
             await emit(exc)
             return
         self._remember(mirror)
-        await emit(Payload(data, mirror.token))
+        await emit(Payload(data, mirror.token, order=mirror.revision))
 
     # ------------------------------------------------------------------ keys and values
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import itertools
 import os
 import stat
 import time
@@ -79,6 +80,7 @@ class File(Source):
         elif format not in FORMATS:
             raise ValueError(f"unknown format {format!r}; expected one of: {known}")
         self._format: Format = format
+        self._reads = itertools.count(1)
         self.optional = optional
         self._watch = watch
 
@@ -95,9 +97,12 @@ class File(Source):
 
     async def load(self, token: Hashable | None) -> Payload | NotModified:
         previous = token if isinstance(token, _FileToken) else None
-        return await anyio.to_thread.run_sync(self._load_blocking, previous)
+        # The order key: reads are numbered as they begin, so of a watch's read and a poll's
+        # that race, the engine keeps the one that began later (it saw the newer file).
+        order = next(self._reads)
+        return await anyio.to_thread.run_sync(self._load_blocking, previous, order)
 
-    def _load_blocking(self, previous: _FileToken | None) -> Payload | NotModified:
+    def _load_blocking(self, previous: _FileToken | None, order: int) -> Payload | NotModified:
         """Stat, read, hash and parse: all the blocking work, in one worker-thread call."""
         path = self._path
         try:
@@ -107,7 +112,7 @@ class File(Source):
                 raise SourceError(path, kind)
             if previous is not None and not previous.racy:
                 if _signature(info) == previous.signature:
-                    return NotModified(previous)
+                    return NotModified(previous, order)
             with open(path, "rb") as file:
                 info = os.fstat(file.fileno())  # describes exactly what we read
                 data = file.read()
@@ -127,8 +132,8 @@ class File(Source):
             racy=info.st_mtime_ns >= read_at - _RACY_NS,
         )
         if previous is not None and previous.digest == new.digest:
-            return NotModified(new)
-        return Payload(parse(data, self._format, path), new)
+            return NotModified(new, order)
+        return Payload(parse(data, self._format, path), new, order=order)
 
     @property
     def can_watch(self) -> bool:

@@ -84,7 +84,8 @@ class FlagOverrides(Source):
         loaded = await self._file.load(token)
         if isinstance(loaded, NotModified):
             return loaded
-        return Payload({}, loaded.token, flags=_from_file(loaded.data, self._name))
+        flags = _from_file(loaded.data, self._name)
+        return Payload({}, loaded.token, flags=flags, order=loaded.order)
 
     @property
     def can_watch(self) -> bool:
@@ -100,7 +101,7 @@ class FlagOverrides(Source):
                 except ParseError as exc:
                     await emit(exc)
                     return
-                payload = Payload({}, payload.token, flags=flags)
+                payload = Payload({}, payload.token, flags=flags, order=payload.order)
             await emit(payload)
 
         await self._file.watch(token, converted)

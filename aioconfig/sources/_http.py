@@ -12,6 +12,7 @@ import base64
 import errno
 import functools
 import hashlib
+import itertools
 import logging
 import math
 import re
@@ -163,6 +164,7 @@ class Http(Source):
         self._proxy = None if proxy is None else _http_url(proxy, "proxy")
         self._ssl: SSLContext | bool = True if ssl is None else ssl
         self._sessions = Sessions(self._name, session)
+        self._fetches = itertools.count(1)
         self.optional = optional
 
     def __repr__(self) -> str:
@@ -194,8 +196,10 @@ class Http(Source):
         cross_origin = CIMultiDict(self._base_headers)
         cross_origin.update(conditional)
 
+        order = next(self._fetches)  # the order key: requests are numbered as they begin
+
         async def answer(response: aiohttp.ClientResponse) -> Payload | NotModified:
-            return await self._answer(response, previous)
+            return await self._answer(response, previous, order)
 
         return await send(
             session,
@@ -217,7 +221,7 @@ class Http(Source):
     # ------------------------------------------------------------------ internals
 
     async def _answer(
-        self, response: aiohttp.ClientResponse, previous: _HttpToken | None
+        self, response: aiohttp.ClientResponse, previous: _HttpToken | None, order: int
     ) -> Payload | NotModified:
         status = response.status
         if status == 304:
@@ -226,8 +230,8 @@ class Http(Source):
             etag = response.headers.get("ETag")
             logger.debug("%s: HTTP 304 Not Modified", self._name)
             if etag is not None and etag != previous.etag:
-                return NotModified(replace(previous, etag=etag))
-            return NotModified(previous)
+                return NotModified(replace(previous, etag=etag), order)
+            return NotModified(previous, order)
         if status not in (200, 203):
             raise _status_error(self._name, status)
         format = self._format or self._format_of(response)
@@ -239,9 +243,9 @@ class Http(Source):
         )
         if previous is not None and previous.digest == token.digest:
             logger.debug("%s: HTTP %d, the same %d bytes as before", self._name, status, len(body))
-            return NotModified(token)
+            return NotModified(token, order)
         logger.debug("%s: HTTP %d, %d bytes", self._name, status, len(body))
-        return Payload(parse(body, format, self._name), token)
+        return Payload(parse(body, format, self._name), token, order=order)
 
     def _format_of(self, response: aiohttp.ClientResponse) -> Format:
         """The format the Content-Type names, else the one the URL's suffix implies."""

@@ -1,0 +1,765 @@
+"""The refresh engine: one writer, one notifier, single flight with generations.
+
+The data path runs one way:
+
+```
+  poll loop ──┐
+  refresh() ──┴─ flight ─ fetcher ─┐
+                                   ├─▶ applier ─▶ candidate ─▶ validate ─▶ swap ─┐
+  watch() ──────── emit(payload) ──┘   (the one writer)                          │
+                                                                                 ▼
+             events / on_change / on_refresh_* / cache  ◀──────────────────  notifier
+```
+
+* **One writer.** Poll results, pushes and forced refreshes all go to the applier task through
+  one bounded stream. Only the applier builds, validates, swaps and counts; readers read one
+  reference, so the write path needs no lock.
+* **Order is decided once**, in the applier, by each payload's order key
+  (``Payload.order``: etcd's revision, a file's read sequence) or, for a source that gives
+  none, by the engine's sequence number taken when the fetch began or the push arrived. A
+  payload older than what was already applied from its source is dropped.
+* **One notifier** runs cache writes, the event fan-out and the callbacks serially, in version
+  order. A callback may call ``refresh()`` (it then waits for the result only, never for the
+  callbacks of its own flight) or ``aclose()`` (which then schedules the shutdown).
+* **Single flight with generations.** One flight fetches at a time. A plain ``refresh()``
+  joins the newest flight not yet resolved; ``refresh(force=True)`` joins one whose fetch has
+  not started yet, or queues the next one, so its answer always comes from a fetch that began
+  after the call. A flight's result is set before its callbacks run.
+* **Errors are values.** A rejected candidate (a cast, a validator, ``validate=``, a model) is
+  reported once per distinct candidate; an unexpected error in the engine is logged and
+  counted and costs one message, never the background.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+import math
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from . import _cache
+from ._cache_startup import flag_documents, restore, store
+from ._clock import Clock
+from ._events import ChangeEvent, Hub
+from ._exceptions import (
+    ClosedError,
+    ConfigError,
+    InitialLoadError,
+    LoadError,
+    SourceError,
+    SourceUnavailable,
+)
+from ._history import HistoryEntry
+from ._layers import Converter
+from ._layers import converters as _layers_converters
+from ._pipeline import Pipeline, SourceState, WatchKey, rejection
+from ._provenance import Provenance
+from ._schedule import BACKOFF_BASE, Schedule, backoff_delay
+from ._secrets import DEFAULT_SECRET_MATCHER
+from ._snapshot import Snapshot
+from ._validators import Validator
+from .flags._user import User
+from .sources._base import NotModified, Payload, Source
+
+__all__ = ("Engine", "RefreshResult", "current_engine")
+
+logger = logging.getLogger("aioconfig")
+
+Mode = Literal["auto", "lazy", "manual"]
+Callback = Callable[[Any], "Awaitable[None] | None"]
+Validate = Callable[[Snapshot], "Awaitable[None] | None"]
+
+_MISSING_TOKEN = ("aioconfig:optional-source-missing",)
+_INBOX = 64  # payloads waiting for the applier; a watch that gets ahead waits in emit()
+_CLOSE_SOURCE_TIMEOUT = 10.0
+
+#: The engine whose background task is running (unset elsewhere): ``aclose()`` and
+#: ``refresh()`` called from a callback or a source must not wait on their own task.
+current_engine: ContextVar[Engine | None] = ContextVar("aioconfig_engine", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshResult:
+    """What one refresh did. ``keys`` are the dotted keys that changed; ``error`` if it failed."""
+
+    changed: bool = False
+    keys: frozenset[str] = frozenset()
+    error: Exception | None = None
+    #: The snapshot serving after this refresh (None only if the Config never opened).
+    snapshot: Snapshot | None = None
+    #: The feature-flag keys whose evaluation may have changed.
+    flags: frozenset[str] = frozenset()
+
+
+class _Flight:
+    """One fetch of some sources, shared by every caller that joins it."""
+
+    __slots__ = ("indexes", "notified", "ready", "result", "started")
+
+    def __init__(self, indexes: Iterable[int]) -> None:
+        self.indexes = set(indexes)
+        self.started = False  # the fetch began: a forced refresh must wait for the next one
+        self.result: RefreshResult | None = None
+        self.ready = anyio.Event()  # the result is set
+        self.notified = anyio.Event()  # and its callbacks have run
+
+
+@dataclass(slots=True)
+class _Fetched:
+    """A flight's answers: ``(sequence number, answer)`` per source, or its errors."""
+
+    flight: _Flight
+    answers: dict[int, tuple[int, Payload | NotModified]]
+    errors: dict[int, Exception]
+
+
+@dataclass(slots=True)
+class _Pushed:
+    """What a watch emitted: a version, or a problem with one version."""
+
+    index: int
+    seq: int
+    item: Payload | SourceError
+
+
+@dataclass(slots=True)
+class _WatchDown:
+    index: int
+    error: Exception
+
+
+_Message: TypeAlias = "_Fetched | _Pushed | _WatchDown"
+
+
+@dataclass(slots=True)
+class _Notice:
+    """What the notifier does for one outcome, in the order the applier decided."""
+
+    result: RefreshResult
+    event: ChangeEvent | None = None
+    store: Snapshot | None = None  # write to the cache
+    flags: Sequence[tuple[int, Any]] = ()  # the flag documents ``store`` was built from
+    flight: _Flight | None = None
+    repeat: bool = False  # the same rejected candidate again: reported once already
+
+
+@dataclass(slots=True)
+class _Outcome:
+    result: RefreshResult
+    event: ChangeEvent | None = None
+    repeat: bool = False
+    flags: Sequence[tuple[int, Any]] = field(default_factory=tuple)
+
+
+class Engine:
+    """Owns the sources' state and produces snapshots; the Config owns the engine."""
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        *,
+        publish: Callable[[Snapshot], None],
+        hub: Hub,
+        refresh_interval: float,
+        jitter: float,
+        mode: Mode,
+        refresh_on: Sequence[WatchKey],
+        validate: Validate | None,
+        on_change: Callback | None,
+        on_refresh_success: Callback | None,
+        on_refresh_error: Callback | None,
+        clock: Clock,
+        rng: random.Random,
+        cache: _cache.Cache | None = None,
+        default_user: User | None = None,
+        environment: str | None = None,
+        environments: bool = False,
+        fold_case: bool = False,
+        converters: Mapping[str, Converter] | None = None,
+        validators: Sequence[Validator] = (),
+        models: Sequence[type] = (),
+        secret: Callable[[str], bool] = DEFAULT_SECRET_MATCHER,
+    ) -> None:
+        self._states = [SourceState(source) for source in sources]
+        self.pipeline = Pipeline(
+            self._states,
+            environment=environment,
+            environments=environments,
+            fold_case=fold_case,
+            table=_layers_converters(converters),
+            validators=validators,
+            models=models,
+            refresh_on=refresh_on,
+            default_user=default_user,
+            secret=secret,
+        )
+        self._provenance = Provenance(self.pipeline)
+        self.schedule = Schedule(refresh_interval, jitter, rng)
+        self.mode = mode
+        self.clock = clock
+        self.rng = rng
+        self._publish = publish
+        self._hub = hub
+        self._validate = validate
+        self._on_change = on_change
+        self._on_success = on_refresh_success
+        self._on_error = on_refresh_error
+        self._cache = cache
+        self._cache_key = _cache.cache_key([source.name for source in sources])
+        self.snapshot: Snapshot | None = None
+        # Started from the cache: every source is polled until one full refresh succeeds.
+        self._degraded = False
+        self._seq = itertools.count(1)
+        # Made when the Config opens, closed by release(): a Config that never opens holds none.
+        self._inbox: MemoryObjectSendStream[_Message]
+        self._inbox_out: MemoryObjectReceiveStream[_Message]
+        self._notices: MemoryObjectSendStream[_Notice]
+        self._notices_out: MemoryObjectReceiveStream[_Notice]
+        self._streams = False
+        self._flight: _Flight | None = None  # the newest flight not yet resolved
+        self._queued: deque[_Flight] = deque()  # flights waiting for the fetcher
+        self._unresolved: set[_Flight] = set()
+        self._wake: anyio.Event | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._stopped = False
+        self._applier_task: int | None = None
+        self._rejected: tuple[Hashable, ...] | None = None  # the last rejected candidate
+        # statistics
+        self.fetches = 0
+        self.refreshes = 0
+        self.errors = 0
+        self.engine_errors = 0
+        self.last_error: Exception | None = None
+
+    @property
+    def sources(self) -> tuple[Source, ...]:
+        return tuple(state.source for state in self._states)
+
+    @property
+    def environment(self) -> str:
+        return self.pipeline.environment
+
+    @property
+    def interval(self) -> float:
+        return self.schedule.interval
+
+    @property
+    def failures(self) -> int:
+        return self.schedule.failures
+
+    def history(self, key: str, *, reveal: bool) -> list[HistoryEntry]:
+        """Every layer that sets ``key``, highest precedence first (see ``Config.history``)."""
+        if self.snapshot is None:
+            return []
+        return self._provenance.history(self.snapshot, key, reveal=reveal)
+
+    # ------------------------------------------------------------------ start-up
+
+    async def initial_load(self, max_init_wait: float) -> None:
+        """Build the first good snapshot; retry transient failures for up to ``max_init_wait``.
+
+        Runs in the opening task, before any background task exists, so it is the only writer.
+        With a cache, a start-up that fails for any reason starts from the cached snapshot
+        instead, if there is a usable one.
+        """
+        self._inbox, self._inbox_out = anyio.create_memory_object_stream[_Message](_INBOX)
+        self._notices, self._notices_out = anyio.create_memory_object_stream[_Notice](math.inf)
+        self._streams = True
+        try:
+            try:
+                await self._initial_load(max_init_wait)
+            except InitialLoadError:
+                raise
+            except Exception as exc:  # a bug, or a source's data that breaks the build
+                problem = ConfigError(f"building the configuration failed: {type(exc).__name__}")
+                raise InitialLoadError([problem]) from exc
+        except InitialLoadError as exc:
+            if self._cache is None:
+                raise
+            snapshot = await restore(self._cache, self._cache_key, self.pipeline, self._check, exc)
+            if snapshot is None:
+                raise
+            self.snapshot = snapshot
+            self._publish(snapshot)
+            self._degraded = True
+            self.last_error = exc
+            self.schedule.failed(self.clock.now())
+            return
+        if self._cache is not None and self.snapshot is not None:
+            # No background task runs yet: nothing can be written out of order.
+            flags = flag_documents(self._states)
+            await store(self._cache, self._cache_key, self.snapshot, flags)
+
+    async def _initial_load(self, max_init_wait: float) -> None:
+        errors: dict[int, Exception] = {}
+        validating = False
+        attempt = 0
+        everything = range(len(self._states))
+        with anyio.move_on_after(max_init_wait):
+            while True:
+                errors = {i: _Timeout(s.source.name) for i, s in enumerate(self._states)}
+                answers = await self._fetch(everything, errors)
+                if not errors:
+                    validating = True
+                    outcome = await self._apply_answers(answers)
+                    error = outcome.result.error
+                    if error is not None:
+                        raise InitialLoadError([error]) from error
+                    self.schedule.started(self.clock.now())
+                    return
+                fatal = [e for e in errors.values() if not getattr(e, "transient", False)]
+                if fatal:
+                    raise InitialLoadError(fatal) from fatal[0]
+                attempt += 1
+                # Real time, not the injected clock: max_init_wait is real time too.
+                await anyio.sleep(backoff_delay(attempt, BACKOFF_BASE / 4, 1.0, self.rng))
+        if validating:
+            late = ConfigError("validate= gave no answer before max_init_wait ran out")
+            raise InitialLoadError([late], timeout=max_init_wait)
+        raise InitialLoadError(list(errors.values()), timeout=max_init_wait)
+
+    # ------------------------------------------------------------------ background
+
+    async def run(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
+        """The background: applier, notifier, fetcher, and in auto mode the poll loop and the
+        watches. Returns only when cancelled (or if a task fails against all expectation)."""
+        current_engine.set(self)
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            tg.start_soon(self._applier, name="aioconfig applier")
+            tg.start_soon(self._notifier, name="aioconfig notifier")
+            tg.start_soon(self._fetcher, name="aioconfig fetcher")
+            if self.mode == "auto":
+                if not self._degraded:  # else: once the sources are back (see _resolve)
+                    self._start_watches()
+                tg.start_soon(self._poll_loop, name="aioconfig poll")
+            task_status.started()
+
+    def _start_watches(self) -> None:
+        assert self._tg is not None
+        if self.mode != "auto":
+            return
+        for index, state in enumerate(self._states):
+            if state.source.can_watch:
+                state.watching = True
+                name = f"aioconfig watch {state.source.name}"
+                self._tg.start_soon(self._watch_loop, index, name=name)
+
+    def stop(self) -> None:
+        """Refuse new refreshes and release everyone waiting on a flight (the owner cancels
+        the background)."""
+        self._stopped = True
+        closed = ClosedError("closed")
+        for flight in list(self._unresolved):
+            if flight.result is None:
+                flight.result = RefreshResult(error=closed, snapshot=self.snapshot)
+            flight.ready.set()
+            flight.notified.set()
+        self._unresolved.clear()
+        self._queued.clear()
+        self._flight = None
+
+    async def release(self) -> None:
+        """Once the background has ended: write the newest snapshot the notifier had not
+        written yet to the cache (so it holds the one serving), and close the streams."""
+        if not self._streams:
+            return
+        newest: _Notice | None = None
+        while True:
+            try:
+                notice = self._notices_out.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                break
+            if notice.store is not None:
+                newest = notice
+        if newest is not None and newest.store is not None and self._cache is not None:
+            await store(self._cache, self._cache_key, newest.store, newest.flags)
+        if self._streams:
+            for stream in (self._inbox, self._inbox_out, self._notices, self._notices_out):
+                stream.close()
+
+    async def aclose_sources(self) -> None:
+        for state in self._states:
+            try:
+                with anyio.move_on_after(_CLOSE_SOURCE_TIMEOUT) as scope:
+                    await state.source.aclose()
+                if scope.cancelled_caught:
+                    logger.warning(
+                        "closing source %s took over %gs: left behind",
+                        state.source.name,
+                        _CLOSE_SOURCE_TIMEOUT,
+                    )
+            except Exception:
+                logger.exception("closing source %s failed", state.source.name)
+
+    # ------------------------------------------------------------------ refresh and flights
+
+    async def refresh(self, force: bool) -> RefreshResult:
+        """Refresh every source, or return at once when not due (see ``Config.refresh``)."""
+        if self._stopped:
+            raise ClosedError("this Config is closed")
+        if self._applier_task is not None and _task_id() == self._applier_task:
+            raise RuntimeError(
+                "refresh() cannot be awaited inside validate=: it would wait for the very "
+                "candidate being validated"
+            )
+        everything = range(len(self._states))
+        flight = self._flight
+        if flight is None or (force and flight.started):
+            if not force and (self.mode == "manual" or not self.schedule.due(self.clock.now())):
+                return RefreshResult(snapshot=self.snapshot)
+            flight = self._new_flight(everything)
+        elif not flight.started:
+            flight.indexes.update(everything)
+        # From a callback (the notifier's task), wait for the result only: the callbacks of
+        # this flight run in that very task, after the one calling.
+        inside = current_engine.get() is self
+        await (flight.ready if inside else flight.notified).wait()
+        result = flight.result
+        assert result is not None
+        if isinstance(result.error, ClosedError):
+            raise ClosedError("the Config was closed during the refresh")
+        return result
+
+    def _new_flight(self, indexes: Iterable[int]) -> _Flight:
+        flight = _Flight(indexes)
+        self._flight = flight
+        self._queued.append(flight)
+        self._unresolved.add(flight)
+        if self._wake is not None:
+            self._wake.set()
+        return flight
+
+    async def _fetcher(self) -> None:
+        """Runs the queued flights' fetches one at a time and hands each to the applier."""
+        current_engine.set(self)
+        while True:
+            while not self._queued:
+                self._wake = anyio.Event()
+                await self._wake.wait()
+            flight = self._queued.popleft()
+            flight.started = True
+            errors: dict[int, Exception] = {}
+            answers = await self._fetch(sorted(flight.indexes), errors)
+            await self._inbox.send(_Fetched(flight, answers, errors))
+
+    async def _poll_loop(self) -> None:
+        current_engine.set(self)
+        while True:
+            delay = self.schedule.poll_due - self.clock.now()
+            if delay > 0:
+                await self.clock.sleep(delay)
+                continue
+            polled = [i for i, state in enumerate(self._states) if not state.watching]
+            if not polled:
+                self.schedule.succeeded(self.clock.now())
+                continue
+            flight = self._flight
+            if flight is None:
+                flight = self._new_flight(polled)
+            elif not flight.started:
+                flight.indexes.update(polled)
+            await flight.ready.wait()  # the applier moves the schedule on
+
+    async def _fetch(
+        self, indexes: Iterable[int], errors: dict[int, Exception]
+    ) -> dict[int, tuple[int, Payload | NotModified]]:
+        """Load the sources at ``indexes`` concurrently: their answers, each with the sequence
+        number taken as its fetch began; failures go to ``errors``."""
+        answers: dict[int, tuple[int, Payload | NotModified]] = {}
+
+        async def one(i: int) -> None:
+            state = self._states[i]
+            source = state.source
+            self.fetches += 1
+            seq = next(self._seq)
+            try:
+                loaded = await source.load(state.token)
+            except SourceUnavailable as exc:
+                # An optional source may be missing (a 404, no such file), and may be down
+                # before it was ever seen; once seen, a blip (a 503) keeps its last data.
+                if not source.optional or (exc.transient and state.data is not None):
+                    errors[i] = exc
+                    return
+                loaded = (
+                    NotModified(state.token)
+                    if state.token == _MISSING_TOKEN
+                    else Payload({}, _MISSING_TOKEN)
+                )
+            except SourceError as exc:
+                errors[i] = exc
+                return
+            except Exception as exc:  # a bug or an unexpected failure inside a source
+                # The exception's text stays out of the message (it may quote anything, secrets
+                # included); it is chained for whoever logs the traceback.
+                wrapped = SourceError(
+                    source.name, f"unexpected {type(exc).__name__}", transient=True
+                )
+                wrapped.__cause__ = exc
+                errors[i] = wrapped
+                return
+            errors.pop(i, None)
+            answers[i] = (seq, loaded)
+
+        indexes = list(indexes)
+        if len(indexes) == 1:
+            await one(indexes[0])
+        else:
+            async with anyio.create_task_group() as tg:
+                for i in indexes:
+                    tg.start_soon(one, i)
+        return answers
+
+    async def _watch_loop(self, index: int) -> None:
+        current_engine.set(self)
+        state = self._states[index]
+        failures = 0
+
+        async def emit(item: Payload | SourceError) -> None:
+            nonlocal failures
+            if isinstance(item, Payload):
+                failures = 0
+            await self._inbox.send(_Pushed(index, next(self._seq), item))
+
+        while True:
+            state.watching = True
+            token = None if state.token == _MISSING_TOKEN else state.token
+            try:
+                await state.source.watch(token, emit)
+                raise SourceUnavailable(state.source.name, "watch ended")
+            except Exception as exc:
+                state.watching = False
+                failures += 1
+                if failures > 1:
+                    # Reported once: while the watch is down the poll loop covers the source
+                    # (and reports its failures), so attempts to reopen it stay quiet.
+                    logger.debug("reopening the watch of %s failed: %s", state.source.name, exc)
+                else:
+                    if not isinstance(exc, ConfigError):
+                        problem = f"watch failed: {type(exc).__name__}"
+                        wrapped = SourceError(state.source.name, problem, transient=True)
+                        wrapped.__cause__ = exc
+                        exc = wrapped
+                    await self._inbox.send(_WatchDown(index, exc))
+            await self.clock.sleep(self.schedule.backoff(failures))
+
+    # ------------------------------------------------------------------ the applier
+
+    async def _applier(self) -> None:
+        """The one writer: every new version, from wherever it came, is applied here."""
+        current_engine.set(self)
+        self._applier_task = _task_id()
+        async for message in self._inbox_out:  # closed by release()
+            try:
+                await self._handle(message)
+            except Exception as exc:  # a bug must cost one message, never the background
+                self.engine_errors += 1
+                logger.exception("aioconfig engine error")
+                if isinstance(message, _Fetched):
+                    failure = ConfigError(f"refresh crashed: {type(exc).__name__}: {exc}")
+                    failure.__cause__ = exc
+                    self._resolve(message.flight, _Outcome(self._failed(failure)))
+
+    async def _handle(self, message: _Message) -> None:
+        if isinstance(message, _Fetched):
+            if message.errors:
+                error = _combine(list(message.errors.values()))
+                outcome = _Outcome(self._failed(error))
+            else:
+                outcome = await self._apply_answers(message.answers)
+            self._resolve(message.flight, outcome)
+        elif isinstance(message, _Pushed):
+            if isinstance(message.item, SourceError):
+                self._notify(_Outcome(self._failed(message.item)))
+            else:
+                self._notify(
+                    await self._apply_answers({message.index: (message.seq, message.item)})
+                )
+        else:
+            self._notify(_Outcome(self._failed(message.error)))
+
+    def _resolve(self, flight: _Flight, outcome: _Outcome) -> None:
+        """A flight's outcome: move the schedule on, set the result, queue its notice."""
+        result = outcome.result
+        now = self.clock.now()
+        if result.error is None:
+            self.schedule.succeeded(now)
+            if self._degraded:
+                self._degraded = False
+                logger.info("the sources answered again: the cached configuration is replaced")
+                self._start_watches()
+        else:
+            self.schedule.failed(now)
+        flight.result = result
+        if self._flight is flight:
+            self._flight = None
+        self._unresolved.discard(flight)
+        flight.ready.set()
+        self._notify(outcome, flight)
+
+    def _failed(self, error: Exception) -> RefreshResult:
+        return RefreshResult(error=error, snapshot=self.snapshot)
+
+    def _stale(self, state: SourceState, seq: int, order: int | None) -> bool:
+        """Whether an answer is older than what was applied from its source."""
+        if order is not None and state.order is not None:
+            return order < state.order
+        return seq < state.seq
+
+    async def _apply_answers(
+        self, answers: Mapping[int, tuple[int, Payload | NotModified]]
+    ) -> _Outcome:
+        """Drop stale answers; build, check and swap in a candidate from the rest."""
+        states = self._states
+        updates: dict[int, Payload] = {}
+        for i, (seq, answer) in answers.items():
+            state = states[i]
+            if self._stale(state, seq, answer.order):
+                continue
+            if isinstance(answer, Payload):
+                updates[i] = answer
+            else:
+                state.token = answer.token
+                self._note_order(state, seq, answer.order)
+        old = self.snapshot
+        if not updates:
+            return _Outcome(RefreshResult(snapshot=old))
+        tokens = tuple(
+            updates[i].token if i in updates else state.token for i, state in enumerate(states)
+        )
+        try:
+            candidate = self.pipeline.candidate(updates, old)
+        except ConfigError as exc:
+            return self._rejection(exc, tokens)
+        if candidate.snapshot is not None:
+            problem = await self._check(candidate.snapshot)
+            if problem is not None:
+                return self._rejection(problem, tokens)
+        self._rejected = None
+        self.pipeline.commit(updates, candidate)
+        for i in updates:
+            self._note_order(states[i], answers[i][0], updates[i].order)
+        new = candidate.snapshot
+        if new is None:  # nothing changed, or held back by a sentinel: committed, not swapped
+            return _Outcome(RefreshResult(snapshot=old))
+        self.snapshot = new
+        self._provenance.note(candidate.keys, new)
+        self._publish(new)
+        keys, flags = candidate.keys, candidate.flags
+        event = None if old is None else ChangeEvent(old, new, keys, flags=flags)
+        result = RefreshResult(changed=True, keys=keys, snapshot=new, flags=flags)
+        return _Outcome(result, event, flags=flag_documents(states))
+
+    def _note_order(self, state: SourceState, seq: int, order: int | None) -> None:
+        if order is not None:
+            state.order = order
+        state.seq = max(state.seq, seq)
+
+    def _rejection(self, error: ConfigError, tokens: tuple[Hashable, ...]) -> _Outcome:
+        repeat = tokens == self._rejected
+        self._rejected = tokens
+        return _Outcome(self._failed(error), repeat=repeat)
+
+    async def _check(self, candidate: Snapshot) -> ConfigError | None:
+        """What ``validate=`` says against ``candidate`` (None: accepted)."""
+        if self._validate is None:
+            return None
+        try:
+            await _maybe_await(self._validate(candidate))
+        except Exception as exc:
+            return rejection(exc)
+        return None
+
+    def _notify(self, outcome: _Outcome, flight: _Flight | None = None) -> None:
+        """Count the outcome and queue its notice (never blocks: the queue is unbounded)."""
+        result = outcome.result
+        self.refreshes += 1
+        if result.error is not None and not outcome.repeat:
+            self.errors += 1
+            self.last_error = result.error
+        notice = _Notice(
+            result,
+            outcome.event,
+            store=result.snapshot if result.changed else None,
+            flags=outcome.flags,
+            flight=flight,
+            repeat=outcome.repeat,
+        )
+        self._notices.send_nowait(notice)
+
+    # ------------------------------------------------------------------ the notifier
+
+    async def _notifier(self) -> None:
+        """Cache writes, events and callbacks, one outcome at a time, in version order."""
+        current_engine.set(self)
+        async for notice in self._notices_out:  # closed by release()
+            try:
+                await self._tell(notice)
+            except Exception:
+                self.engine_errors += 1
+                logger.exception("aioconfig engine error")
+            finally:
+                if notice.flight is not None:
+                    notice.flight.notified.set()
+
+    async def _tell(self, notice: _Notice) -> None:
+        result = notice.result
+        if result.error is not None:
+            if notice.repeat:
+                logger.debug("the same candidate rejected again: %s", result.error)
+                return
+            logger.warning("configuration refresh failed: %s", result.error)
+            snapshot = result.snapshot
+            if snapshot is not None:
+                self._hub.publish(ChangeEvent(snapshot, snapshot, frozenset(), result.error))
+            await _call(self._on_error, result.error, "on_refresh_error")
+            return
+        event = notice.event
+        if event is not None:
+            logger.debug(
+                "configuration version %d: %d keys changed", event.new.version, len(event.keys)
+            )
+            self._hub.publish(event)  # first: subscribers never wait for the disk
+        if notice.store is not None and self._cache is not None:
+            await store(self._cache, self._cache_key, notice.store, notice.flags)
+        if event is not None:
+            await _call(self._on_change, event, "on_change")
+        await _call(self._on_success, result, "on_refresh_success")
+
+
+class _Timeout(SourceUnavailable):
+    def __init__(self, source: str) -> None:
+        super().__init__(source, "no answer before max_init_wait ran out")
+
+
+def _combine(errors: list[Exception]) -> Exception:
+    return errors[0] if len(errors) == 1 else LoadError(errors)
+
+
+def _task_id() -> int:
+    return anyio.get_current_task().id
+
+
+async def _call(callback: Callback | None, argument: Any, what: str) -> None:
+    if callback is None:
+        return
+    try:
+        await _maybe_await(callback(argument))
+    except Exception:
+        logger.exception("%s callback raised", what)
+
+
+async def _maybe_await(outcome: object) -> None:
+    """Await what a sync-or-async hook returned, if it is awaitable."""
+    if inspect.isawaitable(outcome):
+        await outcome

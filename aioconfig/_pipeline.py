@@ -1,0 +1,289 @@
+"""The candidate pipeline: the sources' payloads to a validated candidate Snapshot.
+
+Pure: no I/O and no anyio. Every problem with a candidate, whoever raised it (a cast, a
+template, a validator, a user's model), comes out as a :class:`~aioconfig.ConfigError`, so the
+engine can treat it as a rejection of that candidate and nothing else.
+
+```
+payloads ─ prepare (environment, case, casts, tokens) ─ merge over the other layers
+         ─ @format ─ validators (defaults, casts, checks) ─ sentinels ─ flags ─ models
+         ─ Candidate (a Snapshot, or None when there is nothing to swap)
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._events import key_matches
+from ._exceptions import ConfigError, ValidationError
+from ._layers import Converter, Layer, interpolate, prepare, resolve_tokens
+from ._merge import Memo, build, patch
+from ._secrets import DEFAULT_SECRET_MATCHER
+from ._snapshot import FoldedIndex, Snapshot
+from ._validators import Validator, error_for, run_validators
+from .flags._combine import EMPTY, changed_keys, combine
+from .flags._model import FlagConfig, parse_flags
+from .flags._user import User
+from .sources._base import Payload, Source
+
+__all__ = ("Candidate", "Pipeline", "SourceState", "WatchKey")
+
+DEFAULT_ENVIRONMENT = "development"  # Dynaconf's too
+_NO_LAYER = Layer({})
+
+
+@dataclass(frozen=True, slots=True)
+class WatchKey:
+    """A sentinel key: with ``refresh_on=[WatchKey("sentinel")]`` other changes wait for it."""
+
+    key: str
+
+
+@dataclass(slots=True)
+class SourceState:
+    """What the engine holds of one source: the version applied and where it stands."""
+
+    source: Source
+    token: Hashable | None = None
+    data: Any = None
+    layer: Layer | None = None  # ``data`` prepared: environment, case, casts, tokens
+    flags: FlagConfig | None = None
+    #: The newest order key applied, for a source that gives them (``Payload.order``).
+    order: int | None = None
+    #: The engine's sequence number of the newest payload applied from this source (when its
+    #: fetch began, or when it was pushed): orders payloads of sources that give no order key.
+    seq: int = 0
+    watching: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What a set of payloads would make: a new snapshot, or None when nothing would change
+    (or a sentinel holds the change back); ``prepared`` is committed if it is accepted."""
+
+    snapshot: Snapshot | None
+    keys: frozenset[str]
+    flags: frozenset[str]
+    prepared: Mapping[int, Layer]
+
+
+@dataclass(frozen=True, slots=True)
+class _Built:
+    """A candidate's tree, index and changed keys, and what was decided after the merge."""
+
+    root: Mapping[str, Any]
+    flat: dict[str, Any]
+    keys: frozenset[str]
+    derived: Mapping[str, str]  # key -> "@format <template>" or "validators"
+    secrets: frozenset[str]  # keys given as Secret(...)
+
+
+class Pipeline:
+    """Builds candidates over the sources' current layers (``states``, owned by the engine)."""
+
+    def __init__(
+        self,
+        states: Sequence[SourceState],
+        *,
+        environment: str | None = None,
+        environments: bool = False,
+        fold_case: bool = False,
+        table: Mapping[str, Converter],
+        validators: Sequence[Validator] = (),
+        models: Sequence[type] = (),
+        refresh_on: Sequence[WatchKey] = (),
+        default_user: User | None = None,
+        secret: Any = DEFAULT_SECRET_MATCHER,
+    ) -> None:
+        self.states = states
+        #: The active environment (``load(env=...)``), and whether files have sections for it
+        #: unless they say otherwise (``File(environments=...)``).
+        self.environment = environment or DEFAULT_ENVIRONMENT
+        self.environments = environments
+        self.fold_case = fold_case
+        self._table = table
+        self._validators = tuple(validators)
+        self._models = tuple(models)
+        self._sentinels = tuple(w.key for w in refresh_on)
+        self._default_user = default_user
+        self.secret = secret
+        self._memo = Memo()  # sections merged from several layers, for the next build
+        self._names = tuple(state.source.name for state in states)
+
+    # ------------------------------------------------------------------ candidates
+
+    def candidate(self, updates: Mapping[int, Payload], old: Snapshot | None) -> Candidate:
+        """The candidate ``updates`` make over the current layers; raises ``ConfigError``."""
+        prepared = {i: self._prepare(i, payload) for i, payload in updates.items()}
+        built = self._build(prepared, old)
+        states = self.states
+        flags = self._combined(
+            {i: updates[i].flags if i in updates else s.flags for i, s in enumerate(states)},
+            None if old is None else old.flags,
+        )
+        flag_keys = changed_keys(EMPTY if old is None else old.flags, flags)
+        if old is not None and not old.from_cache:
+            # Sentinels: hold the settings back until a watched key (or one under it) changes.
+            # Flags are not held: a flag document is one consistent version.
+            if self._sentinels and not any(key_matches(k, self._sentinels) for k in built.keys):
+                built = _Built(old._data, old._flat, frozenset(), old._derived, old._secret_keys)
+            if not built.keys and not flag_keys:
+                # Nothing to swap (yet): the data is still committed, so a later sentinel
+                # change or refresh applies it.
+                return Candidate(None, frozenset(), frozenset(), prepared)
+        snapshot = Snapshot(
+            built.root,
+            FoldedIndex(built.flat) if self.fold_case else built.flat,
+            version=1 if old is None else old.version + 1,
+            sources=self._names,
+            flags=flags,
+            default_user=self._default_user,
+            secret_keys=built.secrets,
+            derived=built.derived,
+            secret_matcher=self.secret,
+        )
+        self.check_models(snapshot)
+        return Candidate(snapshot, built.keys, flag_keys, prepared)
+
+    def commit(self, updates: Mapping[int, Payload], candidate: Candidate) -> None:
+        """Make ``updates`` the sources' current versions (the candidate was accepted)."""
+        for i, payload in updates.items():
+            state = self.states[i]
+            state.data = payload.data
+            state.layer = candidate.prepared[i]
+            state.flags = payload.flags
+            state.token = payload.token
+
+    def check_models(self, snapshot: Snapshot) -> None:
+        """``load(models=...)`` against ``snapshot``; whatever a model raises is a rejection."""
+        for model in self._models:
+            try:
+                snapshot.bind(model)  # kept on the snapshot: bind() is ready when it serves
+            except ValidationError:
+                raise
+            except Exception as exc:  # a user's __post_init__ or validator, say
+                name = getattr(model, "__name__", repr(model))
+                error = ValidationError(
+                    f"candidate rejected by model {name}: {type(exc).__name__}: {exc}"
+                )
+                raise error from exc
+
+    def from_cache(
+        self, data: dict[str, Any], flags: Sequence[tuple[int, Any]], created_at: float
+    ) -> Snapshot:
+        """The snapshot a cache entry holds (version 1), validated; raises ``ConfigError``."""
+        root, flat, _ = build([data])
+        built = self._validated(_Built(root, flat, frozenset(), {}, frozenset()), None)
+        restored = {
+            index: parse_flags(document, source=self._names[index])
+            for index, document in flags
+            if 0 <= index < len(self._names)
+        }
+        snapshot = Snapshot(
+            built.root,
+            FoldedIndex(built.flat) if self.fold_case else built.flat,
+            version=1,
+            sources=self._names,
+            created_at=created_at,
+            from_cache=True,
+            flags=self._combined(restored),
+            default_user=self._default_user,
+            secret_matcher=self.secret,
+        )
+        self.check_models(snapshot)
+        return snapshot
+
+    # ------------------------------------------------------------------ steps
+
+    def uses_sections(self, source: Source) -> bool:
+        """Whether ``source``'s data is split into environment sections."""
+        sections = source.environments
+        return self.environments if sections is None else sections
+
+    def _prepare(self, index: int, payload: Payload) -> Layer:
+        source = self.states[index].source
+        return prepare(
+            payload.data,
+            source.name,
+            environment=self.environment if self.uses_sections(source) else None,
+            fold_case=self.fold_case,
+            table=self._table,
+            describe=source.describe,
+            secret=self.secret,
+        )
+
+    def _combined(
+        self, flags: Mapping[int, FlagConfig | None], previous: FlagConfig | None = None
+    ) -> FlagConfig:
+        """The sources' flags as one FlagConfig (``previous`` when none of them changed)."""
+        states = self.states
+        if previous is not None and all(
+            flags.get(i) is state.flags for i, state in enumerate(states)
+        ):
+            return previous
+        return combine(
+            [
+                (config, states[i].source.flag_behaviour)
+                for i, config in sorted(flags.items())
+                if config is not None
+            ]
+        )
+
+    def _build(self, prepared: dict[int, Layer], old: Snapshot | None) -> _Built:
+        """Merge the prepared layers over the current ones; fill in ``@format`` templates;
+        run the validators."""
+        layers = [
+            prepared[i] if i in prepared else state.layer or _NO_LAYER
+            for i, state in enumerate(self.states)
+        ]
+        if any(layer.tokens for layer in layers):
+            data = resolve_tokens(layers)
+        else:
+            data = [layer.data for layer in layers]
+        previous = None if old is None else (old._data, old._flat)
+        root, flat, keys = build(data, previous, self._memo)
+        derived: dict[str, str] = {}
+        formats = {key: spec for layer in layers for key, spec in layer.formats.items()}
+        if formats:
+            values = interpolate(flat, formats, self._table)
+            if values:
+                changed = set(keys)
+                root = patch(root, flat, values, changed, None if old is None else old._flat)
+                keys = frozenset(changed)
+                derived.update((key, "@format " + formats[key].template) for key in values)
+        secrets = frozenset().union(*(layer.secrets for layer in layers))
+        return self._validated(_Built(root, flat, keys, derived, secrets), old)
+
+    def _validated(self, built: _Built, old: Snapshot | None) -> _Built:
+        """Run ``load(validators=...)``: apply their defaults and casts, or raise every failure."""
+        if not self._validators:
+            return built
+        secret, given = self.secret, built.secrets
+        outcome = run_validators(
+            self._validators,
+            built.flat,
+            env=self.environment,
+            secret=lambda key: key in given or secret(key),
+        )
+        error = error_for(outcome)
+        if error is not None:
+            raise error
+        if not outcome.patch:
+            return built
+        changed = set(built.keys)
+        old_flat = None if old is None else old._flat
+        root = patch(built.root, built.flat, outcome.patch, changed, old_flat)
+        derived = {**built.derived, **dict.fromkeys(outcome.patch, "validators")}
+        return _Built(root, built.flat, frozenset(changed), derived, built.secrets)
+
+
+def rejection(exc: BaseException) -> ConfigError:
+    """What ``validate=`` raising ``exc`` means: a rejection of the candidate."""
+    if isinstance(exc, ValidationError):
+        return exc
+    error = ValidationError(f"candidate rejected: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error

@@ -1,0 +1,82 @@
+"""Provenance: which version brought each value, and every layer that sets a key.
+
+The applier notes the version each changed key got its value in, at the swap; ``history``
+is worked out when asked from what the engine keeps anyway (each source's prepared layer), so
+it costs nothing until then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._history import HistoryEntry
+from ._layers import MISSING, lookup, section_of
+from ._merge import thaw
+from ._pipeline import Pipeline
+from ._secrets import MASK
+from ._snapshot import Snapshot
+
+__all__ = ("Provenance",)
+
+_UNSET: Any = object()
+
+
+class Provenance:
+    """The version each key's value came in, and the history of a key on demand."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+        self._introduced: dict[str, int] = {}  # key -> the version its value came in
+
+    def note(self, keys: frozenset[str], snapshot: Snapshot) -> None:
+        """``keys`` changed in ``snapshot``: their values came in its version."""
+        introduced = self._introduced
+        flat = snapshot._flat
+        for key in keys:
+            if key in flat:
+                introduced[key] = snapshot.version
+            else:
+                introduced.pop(key, None)
+
+    def history(self, snapshot: Snapshot, key: str, *, reveal: bool) -> list[HistoryEntry]:
+        """Every layer that sets ``key``, highest precedence first (see ``Config.history``)."""
+        pipeline = self._pipeline
+        if pipeline.fold_case:
+            key = key.lower()
+        path = tuple(key.split("."))
+        secret = not reveal and snapshot.is_secret(key)
+        entries: list[HistoryEntry] = []
+        version = self._introduced.get(key, 1 if snapshot.from_cache else None)
+        current = snapshot._flat.get(key, _UNSET)
+
+        def shown(value: Any) -> Any:
+            return MASK if secret else thaw(value)
+
+        how = snapshot._derived.get(key)
+        if how is not None and current is not _UNSET:
+            origin = how if not how.startswith("@format") or not secret else "@format"
+            kind = "validators" if how == "validators" else "@format"
+            entries.append(HistoryEntry(key, shown(current), kind, kind, origin, version, True))
+        for state in reversed(pipeline.states):
+            layer = state.layer
+            if layer is None:
+                continue
+            value = lookup(layer.data, path)
+            if value is MISSING:
+                continue
+            source = state.source
+            origin = source.describe(path) or source.name
+            if pipeline.uses_sections(source) and isinstance(state.data, Mapping):
+                origin += f" [{section_of(state.data, pipeline.environment, path) or '?'}]"
+            serving = not entries
+            kind = type(source).__name__.lower()  # file, env, http, etcd, static, ...
+            since = version if serving else None
+            entries.append(
+                HistoryEntry(key, shown(value), kind, source.name, origin, since, serving)
+            )
+        if not entries and current is not _UNSET:  # from the cache, with no source answering yet
+            entries.append(
+                HistoryEntry(key, shown(current), "cache", "cache", "cache", version, True)
+            )
+        return entries

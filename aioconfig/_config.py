@@ -521,6 +521,7 @@ class Config(Mapping[str, Any]):
             self._begin_close()
             self._finish_soon()
         elif self._host is not None:
+            self._begin_close()  # aborts an open in progress
             self._host.stop.set()
             with anyio.CancelScope(shield=True):
                 await self._host.done.wait()

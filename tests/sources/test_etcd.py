@@ -8,6 +8,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -15,12 +16,14 @@ import anyio
 import orjson
 import pytest
 from etcd_server import EtcdClient, EtcdCluster, etcd_binary
+from helpers import until
 
 from aioconfig import (
     ChangeEvent,
     ChangeStream,
     InitialLoadError,
     ParseError,
+    Snapshot,
     SourceError,
     SourceUnavailable,
     load,
@@ -338,6 +341,53 @@ async def test_each_revision_is_one_change_event(
         assert event.new.version == version + 4
         assert events.pending() == 0
         assert config.snapshot.to_dict() == await store_state(writer, prefix)
+
+
+async def test_a_poll_and_the_watch_that_race_end_on_the_newest_revision(
+    etcd: EtcdCluster, writer: EtcdClient, prefix: str
+) -> None:
+    """A forced refresh reads the store at a revision newer than any the watch has pushed
+    (writes elsewhere move it on) while the watch's push of x=1 is still being applied, and
+    the watch's x=2 is queued behind: the engine ends on x=2, whichever answer comes first."""
+    await writer.put(f"{prefix}x", "0")
+    hold: anyio.Event | None = None
+    held = anyio.Event()
+
+    async def validate(candidate: Snapshot) -> None:
+        if hold is not None and candidate.get("x") == 1:
+            held.set()
+            await hold.wait()
+
+    range_read = anyio.Event()
+
+    async def on_request_end(
+        session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        if params.url.path.endswith("/kv/range"):
+            range_read.set()
+
+    tracing = aiohttp.TraceConfig()
+    tracing.on_request_end.append(on_request_end)
+    async with aiohttp.ClientSession(trace_configs=[tracing]) as session:
+        source = Etcd(etcd.endpoints, prefix=prefix, session=session)
+        async with load(source, validate=validate, refresh_interval=60) as config:
+            hold = anyio.Event()
+            await writer.put(f"{prefix}x", "1")  # pushed; its apply waits in validate
+            with anyio.fail_after(5):
+                await held.wait()
+            await writer.put(f"{prefix}x", "2")  # pushed, queued behind it
+            for n in range(5):
+                await writer.put(f"{prefix[:-1]}-elsewhere/{n}", "1")  # the revision moves on
+            range_read = anyio.Event()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(partial(config.refresh, force=True))  # reads x=2, newer revision
+                with anyio.fail_after(5):
+                    await range_read.wait()
+                await anyio.sleep(0.05)
+                hold.set()
+            await until(lambda: config["x"] == 2)
+            await writer.put(f"{prefix}x", "9")  # and the watch goes on from there
+            await until(lambda: config["x"] == 9)
 
 
 async def test_a_bad_value_is_reported_and_the_watch_goes_on(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import random
 import sys
 from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
@@ -19,17 +18,11 @@ import anyio.abc
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
-from ._cache import Cache
-from ._clock import Clock
-from ._engine import Callback, Engine, Mode, RefreshResult, Validate, current_engine
+from ._engine import Engine, RefreshResult, current_engine
 from ._events import ChangeStream, Hub
 from ._exceptions import ClosedError, ConfigError, KeyNotFound
 from ._history import HistoryEntry, render
-from ._layers import Converter
-from ._pipeline import WatchKey
-from ._secrets import DEFAULT_SECRET_MATCHER
 from ._snapshot import Snapshot
-from ._validators import Validator
 from .flags._details import EvaluationDetails
 from .flags._evaluate import _INFO, info_cached
 from .flags._model import FlagConfig
@@ -96,6 +89,8 @@ class ConfigStatistics:
     consecutive_failures: int
     last_error: Exception | None
     subscribers: int
+    #: Unexpected errors inside the engine (bugs), each logged and survived.
+    engine_errors: int = 0
 
 
 class Config(Mapping[str, Any]):
@@ -106,61 +101,15 @@ class Config(Mapping[str, Any]):
     never do I/O and never lock; a refresh swaps in a whole new snapshot with one assignment.
     """
 
-    def __init__(
-        self,
-        sources: Sequence[Source],
-        *,
-        refresh_interval: float,
-        jitter: float,
-        mode: Mode,
-        refresh_on: Sequence[WatchKey],
-        max_init_wait: float,
-        validate: Validate | None,
-        on_change: Callback | None,
-        on_refresh_success: Callback | None,
-        on_refresh_error: Callback | None,
-        clock: Clock,
-        rng: random.Random,
-        cache: Cache | None = None,
-        default_user: User | None = None,
-        environment: str | None = None,
-        environments: bool = False,
-        case_sensitive: bool = True,
-        converters: Mapping[str, Converter] | None = None,
-        validators: Sequence[Validator] = (),
-        models: Sequence[type] = (),
-        secret: Callable[[str], bool] = DEFAULT_SECRET_MATCHER,
-    ) -> None:
+    def __init__(self, sources: Sequence[Source], *, max_init_wait: float, **engine: Any) -> None:
+        # Made by load(), which checks every option; ``engine`` goes to the Engine as it is.
         self._flat: Any = _NOT_OPEN
         self._fixed: Any = _NOT_OPEN
         self._bound: Any = _NOT_OPEN
         self._state = _State.UNOPENED
         self._max_init_wait = max_init_wait
         self._hub = Hub()
-        self._engine = Engine(
-            sources,
-            publish=self._swap,
-            hub=self._hub,
-            refresh_interval=refresh_interval,
-            jitter=jitter,
-            mode=mode,
-            refresh_on=refresh_on,
-            validate=validate,
-            on_change=on_change,
-            on_refresh_success=on_refresh_success,
-            on_refresh_error=on_refresh_error,
-            clock=clock,
-            rng=rng,
-            cache=cache,
-            default_user=default_user,
-            environment=environment,
-            environments=environments,
-            fold_case=not case_sensitive,
-            converters=converters,
-            validators=validators,
-            models=models,
-            secret=secret,
-        )
+        self._engine = Engine(sources, publish=self._swap, hub=self._hub, **engine)
         self._stack: AsyncExitStack | None = None  # ``async with``: the task group
         self._outer: anyio.abc.TaskGroup | None = None
         self._host: _Host | None = None  # ``await load()``: the task that owns the work
@@ -341,6 +290,7 @@ class Config(Mapping[str, Any]):
             consecutive_failures=engine.failures,
             last_error=engine.last_error,
             subscribers=len(self._hub),
+            engine_errors=engine.engine_errors,
         )
 
     def _check_open(self) -> None:

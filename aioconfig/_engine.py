@@ -565,10 +565,12 @@ class Engine:
             except Exception as exc:  # a bug must cost one message, never the background
                 self.engine_errors += 1
                 logger.exception("aioconfig engine error")
+                failure = ConfigError(f"refresh crashed: {type(exc).__name__}")
+                failure.__cause__ = exc
                 if isinstance(message, _Fetched):
-                    failure = ConfigError(f"refresh crashed: {type(exc).__name__}: {exc}")
-                    failure.__cause__ = exc
                     self._resolve(message.flight, _Outcome(self._failed(failure)))
+                else:
+                    self._notify(_Outcome(self._failed(failure)))
 
     async def _handle(self, message: _Message) -> None:
         if isinstance(message, _Fetched):

@@ -135,7 +135,7 @@ def load(
         default_user=default_user,
         environment=environment,
         environments=environments,
-        case_sensitive=case_sensitive,
+        fold_case=not case_sensitive,
         converters=converters,
         validators=_checked_validators(validators),
         models=tuple(models),

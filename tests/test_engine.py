@@ -509,3 +509,30 @@ async def test_refresh_inside_validate_is_refused_not_deadlocked() -> None:
         with anyio.fail_after(5):
             assert (await config.refresh(force=True)).changed
     assert problems and "inside validate=" in problems[0]
+
+
+class BrokenPayloads(MutableSource):
+    """Breaks the Source contract on demand: flags that are not a FlagConfig."""
+
+    broken = False
+
+    async def load(self, token: Hashable | None) -> Payload | NotModified:
+        answer = await super().load(token)
+        if self.broken and isinstance(answer, Payload):
+            return dataclasses.replace(answer, flags="not flags")  # type: ignore[arg-type]
+        return answer
+
+
+async def test_a_bug_in_one_step_costs_that_step_only(caplog: pytest.LogCaptureFixture) -> None:
+    source = BrokenPayloads({"a": 1})
+    async with load(source, mode="manual") as config:
+        source.broken = True
+        source.set({"a": 2})
+        with caplog.at_level(logging.ERROR, logger="aioconfig"):
+            result = await config.refresh(force=True)
+        assert str(result.error) == "refresh crashed: AttributeError"
+        assert config.statistics().engine_errors == 1
+        assert [r.getMessage() for r in caplog.records] == ["aioconfig engine error"]
+        source.broken = False
+        source.set({"a": 3})
+        assert (await config.refresh(force=True)).changed and config["a"] == 3

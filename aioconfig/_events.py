@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from ._layers import key_matches
+
 if TYPE_CHECKING:
     from ._snapshot import Snapshot
 
@@ -62,14 +64,6 @@ class ChangeEvent:
             f"<ChangeEvent {self.old.version}->{self.new.version} "
             f"keys={sorted(self.keys)!r}{flags}>"
         )
-
-
-def key_matches(key: str, prefixes: Iterable[str]) -> bool:
-    """Whether ``key`` is, contains or lies under one of the dotted ``prefixes``."""
-    for prefix in prefixes:
-        if key == prefix or key.startswith(prefix + ".") or prefix.startswith(key + "."):
-            return True
-    return False
 
 
 def _fold(first: ChangeEvent, second: ChangeEvent) -> ChangeEvent:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,7 @@ __all__ = (
     "add_converter",
     "converters",
     "interpolate",
+    "key_matches",
     "prepare",
     "resolve_tokens",
 )
@@ -484,3 +485,11 @@ def interpolate(
 def _is_template(value: object) -> bool:
     """Whether the merged value is still the raw template (a later source may have won)."""
     return isinstance(value, str) and value.startswith("@") and " @format " in f" {value} "
+
+
+def key_matches(key: str, prefixes: Iterable[str]) -> bool:
+    """Whether ``key`` is, contains or lies under one of the dotted ``prefixes``."""
+    for prefix in prefixes:
+        if key == prefix or key.startswith(prefix + ".") or prefix.startswith(key + "."):
+            return True
+    return False

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._events import key_matches
 from ._exceptions import ConfigError, ValidationError
-from ._layers import Converter, Layer, interpolate, prepare, resolve_tokens
+from ._layers import Converter, Layer, interpolate, key_matches, prepare, resolve_tokens
 from ._merge import Memo, build, patch
 from ._secrets import DEFAULT_SECRET_MATCHER
 from ._snapshot import FoldedIndex, Snapshot
@@ -27,7 +26,9 @@ from ._validators import Validator, error_for, run_validators
 from .flags._combine import EMPTY, changed_keys, combine
 from .flags._model import FlagConfig, parse_flags
 from .flags._user import User
-from .sources._base import Payload, Source
+
+if TYPE_CHECKING:
+    from .sources._base import Payload, Source
 
 __all__ = ("Candidate", "Pipeline", "SourceState", "WatchKey")
 

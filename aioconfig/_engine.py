@@ -234,6 +234,8 @@ class Engine:
         self._stopped = False
         self._applier_task: int | None = None
         self._rejected: tuple[Hashable, ...] | None = None  # the last rejected candidate
+        self._to_store: _Notice | None = None  # the newest notice with a snapshot to cache
+        self._stored = 0  # the version the notifier last wrote to the cache
         # statistics
         self.fetches = 0
         self.refreshes = 0
@@ -299,6 +301,7 @@ class Engine:
             # No background task runs yet: nothing can be written out of order.
             flags = flag_documents(self._states)
             await store(self._cache, self._cache_key, self.snapshot, flags)
+            self._stored = self.snapshot.version
 
     async def _initial_load(self, max_init_wait: float) -> None:
         errors: dict[int, Exception] = {}
@@ -370,20 +373,12 @@ class Engine:
         self._flight = None
 
     async def release(self) -> None:
-        """Once the background has ended: write the newest snapshot the notifier had not
-        written yet to the cache (so it holds the one serving), and close the streams."""
-        if not self._streams:
-            return
-        newest: _Notice | None = None
-        while True:
-            try:
-                notice = self._notices_out.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                break
-            if notice.store is not None:
-                newest = notice
+        """Once the background has ended: write the serving snapshot to the cache if the
+        notifier had not written it yet (a close right after a swap), and close the streams."""
+        newest = self._to_store
         if newest is not None and newest.store is not None and self._cache is not None:
-            await store(self._cache, self._cache_key, newest.store, newest.flags)
+            if newest.store.version > self._stored:
+                await store(self._cache, self._cache_key, newest.store, newest.flags)
         if self._streams:
             for stream in (self._inbox, self._inbox_out, self._notices, self._notices_out):
                 stream.close()
@@ -573,6 +568,8 @@ class Engine:
                     self._notify(_Outcome(self._failed(failure)))
 
     async def _handle(self, message: _Message) -> None:
+        if self._stopped:  # closing: nothing more is swapped in
+            return
         if isinstance(message, _Fetched):
             if message.errors:
                 error = _combine(list(message.errors.values()))
@@ -647,6 +644,8 @@ class Engine:
             problem = await self._check(candidate.snapshot)
             if problem is not None:
                 return self._rejection(problem, tokens)
+        if self._stopped:  # closed while validate= ran: nothing more is swapped in
+            return _Outcome(RefreshResult(snapshot=old))
         self._rejected = None
         self.pipeline.commit(updates, candidate)
         for i in updates:
@@ -697,6 +696,8 @@ class Engine:
             flight=flight,
             repeat=outcome.repeat,
         )
+        if notice.store is not None:
+            self._to_store = notice
         self._notices.send_nowait(notice)
 
     # ------------------------------------------------------------------ the notifier
@@ -734,6 +735,7 @@ class Engine:
             self._hub.publish(event)  # first: subscribers never wait for the disk
         if notice.store is not None and self._cache is not None:
             await store(self._cache, self._cache_key, notice.store, notice.flags)
+            self._stored = max(self._stored, notice.store.version)
         if event is not None:
             await _call(self._on_change, event, "on_change")
         await _call(self._on_success, result, "on_refresh_success")

@@ -536,3 +536,19 @@ async def test_a_bug_in_one_step_costs_that_step_only(caplog: pytest.LogCaptureF
         source.broken = False
         source.set({"a": 3})
         assert (await config.refresh(force=True)).changed and config["a"] == 3
+
+
+@pytest.mark.parametrize("steps", range(8))
+async def test_closing_right_after_a_push_leaves_the_serving_version_in_the_cache(
+    tmp_path: Path, steps: int
+) -> None:
+    path = tmp_path / "cache.json"
+    source = MutableSource({"n": 0}, push=True)
+    async with load(source, cache=FileCache(path)) as config:
+        source.set({"n": 1})
+        for _ in range(steps):
+            await anyio.lowlevel.checkpoint()
+        serving = config.version
+    cached = orjson.loads(path.read_bytes())
+    assert cached["version"] == serving
+    assert cached["data"] == {"n": serving - 1}

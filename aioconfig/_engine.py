@@ -35,17 +35,15 @@ from __future__ import annotations
 import inspect
 import itertools
 import logging
-import math
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
 import anyio
 import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from . import _cache
 from ._cache_startup import flag_documents, restore, store
@@ -79,6 +77,7 @@ Mode = Literal["auto", "lazy", "manual"]
 Callback = Callable[[Any], "Awaitable[None] | None"]
 Validate = Callable[[Snapshot], "Awaitable[None] | None"]
 
+_T = TypeVar("_T")
 _MISSING_TOKEN = ("aioconfig:optional-source-missing",)
 _INBOX = 64  # payloads waiting for the applier; a watch that gets ahead waits in emit()
 _CLOSE_SOURCE_TIMEOUT = 10.0
@@ -86,6 +85,8 @@ _CLOSE_SOURCE_TIMEOUT = 10.0
 #: The engine whose background task is running (unset elsewhere): ``aclose()`` and
 #: ``refresh()`` called from a callback or a source must not wait on their own task.
 current_engine: ContextVar[Engine | None] = ContextVar("aioconfig_engine", default=None)
+#: Set in the applier only: ``refresh()`` from ``validate=`` would wait on itself.
+_applying: ContextVar[Engine | None] = ContextVar("aioconfig_applying", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,19 +221,15 @@ class Engine:
         # Started from the cache: every source is polled until one full refresh succeeds.
         self._degraded = False
         self._seq = itertools.count(1)
-        # Made when the Config opens, closed by release(): a Config that never opens holds none.
-        self._inbox: MemoryObjectSendStream[_Message]
-        self._inbox_out: MemoryObjectReceiveStream[_Message]
-        self._notices: MemoryObjectSendStream[_Notice]
-        self._notices_out: MemoryObjectReceiveStream[_Notice]
-        self._streams = False
+        self._inbox: _Mailbox[_Message] = _Mailbox(_INBOX)  # to the applier
+        self._notices: _Mailbox[_Notice] = _Mailbox(None)  # to the notifier: never waits
         self._flight: _Flight | None = None  # the newest flight not yet resolved
         self._queued: deque[_Flight] = deque()  # flights waiting for the fetcher
         self._unresolved: set[_Flight] = set()
         self._wake: anyio.Event | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._stopped = False
-        self._applier_task: int | None = None
+        self._everything = frozenset(range(len(sources)))
         self._rejected: tuple[Hashable, ...] | None = None  # the last rejected candidate
         self._to_store: _Notice | None = None  # the newest notice with a snapshot to cache
         self._stored = 0  # the version the notifier last wrote to the cache
@@ -274,9 +271,6 @@ class Engine:
         With a cache, a start-up that fails for any reason starts from the cached snapshot
         instead, if there is a usable one.
         """
-        self._inbox, self._inbox_out = anyio.create_memory_object_stream[_Message](_INBOX)
-        self._notices, self._notices_out = anyio.create_memory_object_stream[_Notice](math.inf)
-        self._streams = True
         try:
             try:
                 await self._initial_load(max_init_wait)
@@ -374,14 +368,11 @@ class Engine:
 
     async def release(self) -> None:
         """Once the background has ended: write the serving snapshot to the cache if the
-        notifier had not written it yet (a close right after a swap), and close the streams."""
+        notifier had not written it yet (a close right after a swap)."""
         newest = self._to_store
         if newest is not None and newest.store is not None and self._cache is not None:
             if newest.store.version > self._stored:
                 await store(self._cache, self._cache_key, newest.store, newest.flags)
-        if self._streams:
-            for stream in (self._inbox, self._inbox_out, self._notices, self._notices_out):
-                stream.close()
 
     async def aclose_sources(self) -> None:
         for state in self._states:
@@ -403,18 +394,18 @@ class Engine:
         """Refresh every source, or return at once when not due (see ``Config.refresh``)."""
         if self._stopped:
             raise ClosedError("this Config is closed")
-        if self._applier_task is not None and _task_id() == self._applier_task:
+        if _applying.get() is self:
             raise RuntimeError(
                 "refresh() cannot be awaited inside validate=: it would wait for the very "
                 "candidate being validated"
             )
-        everything = range(len(self._states))
+        everything = self._everything
         flight = self._flight
         if flight is None or (force and flight.started):
             if not force and (self.mode == "manual" or not self.schedule.due(self.clock.now())):
                 return RefreshResult(snapshot=self.snapshot)
             flight = self._new_flight(everything)
-        elif not flight.started:
+        elif not flight.started and len(flight.indexes) < len(everything):
             flight.indexes.update(everything)
         # From a callback (the notifier's task), wait for the result only: the callbacks of
         # this flight run in that very task, after the one calling.
@@ -446,7 +437,7 @@ class Engine:
             flight.started = True
             errors: dict[int, Exception] = {}
             answers = await self._fetch(sorted(flight.indexes), errors)
-            await self._inbox.send(_Fetched(flight, answers, errors))
+            await self._inbox.put(_Fetched(flight, answers, errors))
 
     async def _poll_loop(self) -> None:
         current_engine.set(self)
@@ -524,7 +515,7 @@ class Engine:
             nonlocal failures
             if isinstance(item, Payload):
                 failures = 0
-            await self._inbox.send(_Pushed(index, next(self._seq), item))
+            await self._inbox.put(_Pushed(index, next(self._seq), item))
 
         while True:
             state.watching = True
@@ -545,7 +536,7 @@ class Engine:
                         wrapped = SourceError(state.source.name, problem, transient=True)
                         wrapped.__cause__ = exc
                         exc = wrapped
-                    await self._inbox.send(_WatchDown(index, exc))
+                    await self._inbox.put(_WatchDown(index, exc))
             await self.clock.sleep(self.schedule.backoff(failures))
 
     # ------------------------------------------------------------------ the applier
@@ -553,8 +544,9 @@ class Engine:
     async def _applier(self) -> None:
         """The one writer: every new version, from wherever it came, is applied here."""
         current_engine.set(self)
-        self._applier_task = _task_id()
-        async for message in self._inbox_out:  # closed by release()
+        _applying.set(self)
+        while True:
+            message = await self._inbox.get()
             try:
                 await self._handle(message)
             except Exception as exc:  # a bug must cost one message, never the background
@@ -698,14 +690,15 @@ class Engine:
         )
         if notice.store is not None:
             self._to_store = notice
-        self._notices.send_nowait(notice)
+        self._notices.put_nowait(notice)
 
     # ------------------------------------------------------------------ the notifier
 
     async def _notifier(self) -> None:
         """Cache writes, events and callbacks, one outcome at a time, in version order."""
         current_engine.set(self)
-        async for notice in self._notices_out:  # closed by release()
+        while True:
+            notice = await self._notices.get()
             try:
                 await self._tell(notice)
             except Exception:
@@ -741,6 +734,44 @@ class Engine:
         await _call(self._on_success, result, "on_refresh_success")
 
 
+class _Mailbox(Generic[_T]):
+    """A queue between two of the engine's tasks, cheaper than a memory object stream: a hop
+    costs one wake-up, with no checkpoint when an item is already there. ``limit`` bounds it
+    (``put`` then waits for room); None: unbounded, and ``put_nowait`` never fails."""
+
+    __slots__ = ("_items", "_limit", "_ready", "_room")
+
+    def __init__(self, limit: int | None) -> None:
+        self._items: deque[_T] = deque()
+        self._limit = limit
+        self._ready: anyio.Event | None = None
+        self._room: anyio.Event | None = None
+
+    def put_nowait(self, item: _T) -> None:
+        self._items.append(item)
+        if self._ready is not None:
+            self._ready.set()
+
+    async def put(self, item: _T) -> None:
+        while self._limit is not None and len(self._items) >= self._limit:
+            self._room = anyio.Event()
+            await self._room.wait()
+        self.put_nowait(item)
+
+    async def get(self) -> _T:
+        while not self._items:
+            self._ready = anyio.Event()
+            try:
+                await self._ready.wait()
+            finally:
+                self._ready = None
+        item = self._items.popleft()
+        if self._room is not None:
+            self._room.set()
+            self._room = None
+        return item
+
+
 class _Timeout(SourceUnavailable):
     def __init__(self, source: str) -> None:
         super().__init__(source, "no answer before max_init_wait ran out")
@@ -748,10 +779,6 @@ class _Timeout(SourceUnavailable):
 
 def _combine(errors: list[Exception]) -> Exception:
     return errors[0] if len(errors) == 1 else LoadError(errors)
-
-
-def _task_id() -> int:
-    return anyio.get_current_task().id
 
 
 async def _call(callback: Callback | None, argument: Any, what: str) -> None:

@@ -231,7 +231,8 @@ class Engine:
         self._stopped = False
         self._everything = frozenset(range(len(sources)))
         self._rejected: tuple[Hashable, ...] | None = None  # the last rejected candidate
-        self._to_store: _Notice | None = None  # the newest notice with a snapshot to cache
+        # The newest snapshot to cache, with its flag documents (release() may write it).
+        self._to_store: tuple[Snapshot, Sequence[tuple[int, Any]]] | None = None
         self._stored = 0  # the version the notifier last wrote to the cache
         # statistics
         self.fetches = 0
@@ -370,9 +371,8 @@ class Engine:
         """Once the background has ended: write the serving snapshot to the cache if the
         notifier had not written it yet (a close right after a swap)."""
         newest = self._to_store
-        if newest is not None and newest.store is not None and self._cache is not None:
-            if newest.store.version > self._stored:
-                await store(self._cache, self._cache_key, newest.store, newest.flags)
+        if newest is not None and self._cache is not None and newest[0].version > self._stored:
+            await store(self._cache, self._cache_key, *newest)
 
     async def aclose_sources(self) -> None:
         for state in self._states:
@@ -546,18 +546,20 @@ class Engine:
         current_engine.set(self)
         _applying.set(self)
         while True:
-            message = await self._inbox.get()
-            try:
-                await self._handle(message)
-            except Exception as exc:  # a bug must cost one message, never the background
-                self.engine_errors += 1
-                logger.exception("aioconfig engine error")
-                failure = ConfigError(f"refresh crashed: {type(exc).__name__}")
-                failure.__cause__ = exc
-                if isinstance(message, _Fetched):
-                    self._resolve(message.flight, _Outcome(self._failed(failure)))
-                else:
-                    self._notify(_Outcome(self._failed(failure)))
+            await self._apply_one(await self._inbox.get())  # holds no message while waiting
+
+    async def _apply_one(self, message: _Message) -> None:
+        try:
+            await self._handle(message)
+        except Exception as exc:  # a bug must cost one message, never the background
+            self.engine_errors += 1
+            logger.exception("aioconfig engine error")
+            failure = ConfigError(f"refresh crashed: {type(exc).__name__}")
+            failure.__cause__ = exc
+            if isinstance(message, _Fetched):
+                self._resolve(message.flight, _Outcome(self._failed(failure)))
+            else:
+                self._notify(_Outcome(self._failed(failure)))
 
     async def _handle(self, message: _Message) -> None:
         if self._stopped:  # closing: nothing more is swapped in
@@ -689,7 +691,7 @@ class Engine:
             repeat=outcome.repeat,
         )
         if notice.store is not None:
-            self._to_store = notice
+            self._to_store = (notice.store, notice.flags)
         self._notices.put_nowait(notice)
 
     # ------------------------------------------------------------------ the notifier
@@ -698,15 +700,17 @@ class Engine:
         """Cache writes, events and callbacks, one outcome at a time, in version order."""
         current_engine.set(self)
         while True:
-            notice = await self._notices.get()
-            try:
-                await self._tell(notice)
-            except Exception:
-                self.engine_errors += 1
-                logger.exception("aioconfig engine error")
-            finally:
-                if notice.flight is not None:
-                    notice.flight.notified.set()
+            await self._tell_one(await self._notices.get())  # holds no notice while waiting
+
+    async def _tell_one(self, notice: _Notice) -> None:
+        try:
+            await self._tell(notice)
+        except Exception:
+            self.engine_errors += 1
+            logger.exception("aioconfig engine error")
+        finally:
+            if notice.flight is not None:
+                notice.flight.notified.set()
 
     async def _tell(self, notice: _Notice) -> None:
         result = notice.result

@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 
 from ._exceptions import ParseError
+from ._limits import check_shape
 from ._secrets import DEFAULT_SECRET_MATCHER, Secret, shown
 
 __all__ = (
@@ -63,9 +64,13 @@ def _bool(text: str) -> bool:
 
 def _json(text: str) -> Any:
     try:
-        return orjson.loads(text)
+        value = orjson.loads(text)
+        check_shape(value, "@json", len(text))
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"not JSON ({exc.args[0]})") from None
+    except ParseError as exc:
+        raise ValueError(exc.problem) from None
+    return value
 
 
 def _int(text: str) -> int:

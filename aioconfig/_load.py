@@ -79,6 +79,8 @@ def load(
             raise TypeError(
                 f"load() takes Source objects or file paths, got {type(source).__name__}"
             )
+    if not resolved:
+        raise TypeError("load() needs at least one source (a file path or a Source)")
     if refresh_interval is None:
         # Each source's suggestion (ConfigCat: 60 s), 30 s for one without (Azure App
         # Configuration's default); the shortest wins, so no source is polled less than it asks.

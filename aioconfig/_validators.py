@@ -377,6 +377,11 @@ class Validator:
         apply_default_on_none: bool | None = False,
         **operations: Any,
     ) -> None:
+        if not names and type(self) is Validator:
+            raise TypeError("Validator() needs the names of the keys it checks")
+        for name in names:
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"a Validator's names must be non-empty strings, got {name!r}")
         self.names = names
         self._targets = tuple(_compile_name(name) for name in names)
         self.must_exist = must_exist if must_exist is not None else required

@@ -31,7 +31,14 @@ if TYPE_CHECKING:
     from ..flags._combine import Behaviour
     from ..flags._model import FlagConfig
 
-__all__ = ("Emit", "LoadResult", "NotModified", "Payload", "Source")
+__all__ = ("Emit", "LoadResult", "NotModified", "Payload", "Source", "check_flag")
+
+
+def check_flag(name: str, value: object) -> bool:
+    """``value`` if it is a bool; a ``TypeError`` naming the option otherwise (``"yes"``, 1)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)

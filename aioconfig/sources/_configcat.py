@@ -29,7 +29,7 @@ from .._cache import Cache
 from .._exceptions import ParseError, SourceError
 from .._text import decode_utf8
 from ..flags._model import FlagConfig, _load_json, parse_flags
-from ._base import NotModified, Payload, Source
+from ._base import NotModified, Payload, Source, check_flag
 from ._http import (
     Sessions,
     _check_int,
@@ -233,7 +233,7 @@ class ConfigCat(Source):
         self._cache_key = hashlib.sha1(f"{sdk_key}_config_v6.json_v2".encode()).hexdigest()
         self._poll_interval = float(poll_interval)
         self.refresh_interval = self._poll_interval
-        self.optional = optional
+        self.optional = check_flag("optional", optional)
 
         self._sessions = Sessions(self._name)
         #: The last version handed out, with its text (rewritten to the cache on a 304).

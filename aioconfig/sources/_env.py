@@ -10,7 +10,8 @@ from typing import Any
 import anyio.lowlevel
 
 from .._exceptions import ParseError
-from ._base import NotModified, Payload, Source
+from .._limits import check_depth
+from ._base import NotModified, Payload, Source, check_flag
 
 __all__ = ("Env",)
 
@@ -37,7 +38,7 @@ class Env(Source):
         self._prefix = prefix if prefix.endswith("_") else prefix + "_"
         self._separator = nested_separator
         self._environ = environ
-        self.optional = optional
+        self.optional = check_flag("optional", optional)
 
     @property
     def prefix(self) -> str:
@@ -72,6 +73,7 @@ class Env(Source):
             parts = variable[len(self._prefix) :].split(self._separator)
             if "" in parts:
                 raise ParseError(self.name, f"variable {variable} has an empty key segment")
+            check_depth(tuple(parts), self.name, f"variable {variable}")
             path = tuple(part.lower() for part in parts)
             node = data
             for depth in range(1, len(path)):

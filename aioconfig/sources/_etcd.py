@@ -34,7 +34,8 @@ import anyio
 import orjson
 
 from .._exceptions import ParseError, SourceError, SourceUnavailable
-from ._base import Emit, NotModified, Payload, Source
+from .._limits import check_depth, check_shape
+from ._base import Emit, NotModified, Payload, Source, check_flag
 
 __all__ = ("Etcd", "EtcdToken", "ValueFormat")
 
@@ -215,7 +216,7 @@ class Etcd(Source):
         }
         self._separator = separator
         self._format: ValueFormat = value_format
-        self.optional = optional
+        self.optional = check_flag("optional", optional)
         self._username = username
         self._password = password
         self._timeout = float(timeout)
@@ -504,12 +505,20 @@ class Etcd(Source):
         parts = tuple(relative.split(self._separator))
         if "" in parts:
             raise ParseError(self.name, f"key {_show(key)} has an empty segment")
+        check_depth(parts, self.name, f"key {_show(key)}")
         return parts
 
     def _parse(self, key: bytes, raw: bytes, revision: int) -> Any:
         if self._format != "string":
             try:
-                return orjson.loads(raw)
+                value = orjson.loads(raw)
+                if type(value) is dict or type(value) is list:
+                    check_shape(value, self.name, len(raw))
+                return value
+            except ParseError as exc:
+                raise ParseError(
+                    self.name, f"key {_show(key)} at revision {revision}: {exc.problem}"
+                ) from None
             except orjson.JSONDecodeError as exc:
                 if self._format == "json":
                     where = f"line {exc.lineno}, column {exc.colno}"
@@ -546,6 +555,7 @@ class Etcd(Source):
                 node = node.setdefault(path[depth - 1], {})
             node[path[-1]] = entry.value
             leaves[path] = key
+        check_shape(data, self.name, 0)  # a deep key holding a deep value
         return data
 
     def _conflict(self, value_key: bytes, section_key: bytes) -> ParseError:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import anyio.to_thread
 
 from .._exceptions import SourceError, SourceUnavailable
-from ._base import Emit, NotModified, Payload, Source
+from ._base import Emit, NotModified, Payload, Source, check_flag
 from ._formats import FORMATS, Format, format_from_path, parse
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class File(Source):
             raise ValueError(f"unknown format {format!r}; expected one of: {known}")
         self._format: Format = format
         self._reads = itertools.count(1)
-        self.optional = optional
+        self.optional = check_flag("optional", optional)
         self._watch = watch
 
     def __repr__(self) -> str:

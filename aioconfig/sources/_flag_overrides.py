@@ -10,7 +10,7 @@ from typing import Any, get_args
 from .._exceptions import ParseError, SourceError
 from ..flags._combine import Behaviour
 from ..flags._model import FlagConfig, parse_flags
-from ._base import Emit, NotModified, Payload, Source
+from ._base import Emit, NotModified, Payload, Source, check_flag
 from ._file import File
 from ._formats import Format
 
@@ -57,7 +57,7 @@ class FlagOverrides(Source):
             expected = ", ".join(map(repr, _BEHAVIOURS))
             raise ValueError(f"behaviour must be one of {expected}; got {behaviour!r}")
         self.flag_behaviour: Behaviour = behaviour
-        self.optional = optional
+        self.optional = check_flag("optional", optional)
         self._file: File | None = None
         self._fixed: FlagConfig | None = None
         if isinstance(flags, Mapping):

@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeAlias
 import orjson
 
 from .._exceptions import ParseError, SourceError
+from .._limits import MAX_DEPTH, check_shape
 from .._text import decode_utf8
 
 if sys.version_info >= (3, 11):
@@ -35,6 +36,7 @@ __all__ = (
     "parse_toml",
     "parse_yaml",
 )
+
 
 Format: TypeAlias = Literal["env", "ini", "json", "toml", "yaml"]
 FORMATS: tuple[Format, ...] = ("env", "ini", "json", "toml", "yaml")
@@ -59,8 +61,13 @@ def format_from_path(path: str) -> Format | None:
 
 
 def parse(data: bytes, format: Format, source: str) -> dict[str, Any]:
-    """Decode ``data`` as UTF-8 and parse it as ``format``; ``source`` names it in errors."""
-    return _PARSERS[format](decode_utf8(data, source), source)
+    """Decode ``data`` as UTF-8 and parse it as ``format``; ``source`` names it in errors.
+
+    The result is checked against :data:`MAX_DEPTH` and :data:`MIN_VALUES`.
+    """
+    document = _PARSERS[format](decode_utf8(data, source), source)
+    check_shape(document, source, len(data))
+    return document
 
 
 def parse_json(text: str, source: str) -> dict[str, Any]:
@@ -120,8 +127,11 @@ def parse_yaml(text: str, source: str) -> dict[str, Any]:
         raise ParseError(source, problem, line=line, column=column) from None
     except yaml.YAMLError:
         raise ParseError(source, "malformed YAML") from None
+    except RecursionError:  # PyYAML composes nested nodes recursively
+        raise ParseError(source, f"nested more than {MAX_DEPTH} levels deep") from None
     if document is None:
         return {}
+    check_shape(document, source, len(text))  # before any walk: aliases may expand
     _check_keys(document, source, ())
     return _mapping(document, source)
 

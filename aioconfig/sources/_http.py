@@ -28,7 +28,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from .._exceptions import ParseError, SourceError, SourceUnavailable
-from ._base import NotModified, Payload, Source
+from ._base import NotModified, Payload, Source, check_flag
 from ._formats import FORMATS, Format, format_from_path, parse
 
 __all__ = ("Http",)
@@ -165,7 +165,7 @@ class Http(Source):
         self._ssl: SSLContext | bool = True if ssl is None else ssl
         self._sessions = Sessions(self._name, session)
         self._fetches = itertools.count(1)
-        self.optional = optional
+        self.optional = check_flag("optional", optional)
 
     def __repr__(self) -> str:
         format = "" if self._format is None else f", format={self._format!r}"

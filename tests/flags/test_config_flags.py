@@ -309,7 +309,6 @@ def test_the_refresh_interval_is_the_shortest_any_source_asks_for() -> None:
     assert load(Slow())._engine.interval == 60.0
     assert load(Slow(), Static({}))._engine.interval == 30.0
     assert load(Slow(), refresh_interval=5)._engine.interval == 5.0
-    assert load()._engine.interval == 30.0
 
 
 # ---------------------------------------------------------------- the fast path

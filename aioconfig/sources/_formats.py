@@ -65,7 +65,10 @@ def parse(data: bytes, format: Format, source: str) -> dict[str, Any]:
 
     The result is checked against :data:`MAX_DEPTH` and :data:`MIN_VALUES`.
     """
-    document = _PARSERS[format](decode_utf8(data, source), source)
+    try:
+        document = _PARSERS[format](decode_utf8(data, source), source)
+    except RecursionError:  # PyYAML composes nodes, tomli (3.10) tables, recursively
+        raise ParseError(source, f"nested more than {MAX_DEPTH} levels deep") from None
     check_shape(document, source, len(data))
     return document
 
@@ -127,8 +130,6 @@ def parse_yaml(text: str, source: str) -> dict[str, Any]:
         raise ParseError(source, problem, line=line, column=column) from None
     except yaml.YAMLError:
         raise ParseError(source, "malformed YAML") from None
-    except RecursionError:  # PyYAML composes nested nodes recursively
-        raise ParseError(source, f"nested more than {MAX_DEPTH} levels deep") from None
     if document is None:
         return {}
     check_shape(document, source, len(text))  # before any walk: aliases may expand

@@ -164,3 +164,33 @@ async def test_a_big_http_body_is_parsed_off_the_loop_and_served() -> None:
             assert config["k49999"] == 49999
     finally:
         await server.close()
+
+
+# ---------------------------------------------------------------- remote servers
+
+
+async def test_a_304_with_another_etag_never_pins_stale_content() -> None:
+    state = {"body": '{"v": 1}', "etag": '"v1"', "lie": False}
+
+    async def handler(request: web.Request) -> web.Response:
+        if state["lie"] and request.headers.get("If-None-Match") == '"v1"':
+            state["lie"] = False  # a broken cache in front: once, a 304 naming the new ETag
+            return web.Response(status=304, headers={"ETag": '"v2"'})
+        if request.headers.get("If-None-Match") == state["etag"]:
+            return web.Response(status=304, headers={"ETag": state["etag"]})
+        return web.Response(
+            text=state["body"], content_type="application/json", headers={"ETag": state["etag"]}
+        )
+
+    app = web.Application()
+    app.router.add_get("/app.json", handler)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server(access_log=None)
+    try:
+        async with load(Http(str(server.make_url("/app.json"))), mode="manual") as config:
+            state.update(body='{"v": 2}', etag='"v2"', lie=True)
+            assert not (await config.refresh(force=True)).changed  # the lying 304
+            assert (await config.refresh(force=True)).changed  # asked again with "v1": 200
+            assert config["v"] == 2
+    finally:
+        await server.close()

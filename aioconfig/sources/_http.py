@@ -18,7 +18,7 @@ import math
 import re
 import socket
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from http import HTTPStatus
 from ssl import SSLContext
 from typing import TypeVar
@@ -233,9 +233,13 @@ class Http(Source):
             if previous is None:
                 raise SourceError(self._name, "HTTP 304 Not Modified to an unconditional request")
             etag = response.headers.get("ETag")
-            logger.debug("%s: HTTP 304 Not Modified", self._name)
-            if etag is not None and etag != previous.etag:
-                return NotModified(replace(previous, etag=etag), order)
+            if etag is not None and previous.etag is not None and etag != previous.etag:
+                # RFC 9111 4.3.4: a 304 whose validator does not match what we hold updates
+                # nothing. Adopting its ETag would pin the old content: the next request would
+                # ask "changed since <new>?" and be told no, for good.
+                logger.debug("%s: HTTP 304 with another ETag, ignored", self._name)
+            else:
+                logger.debug("%s: HTTP 304 Not Modified", self._name)
             return NotModified(previous, order)
         if status not in (200, 203):
             raise _status_error(self._name, status)

@@ -37,6 +37,9 @@ logger = logging.getLogger("aioconfig")
 
 
 _MARKER = "aioconfig-cache"
+_TEMPORARY_PREFIX = ".aioconfig-"
+_TEMPORARY_SUFFIX = ".tmp"
+_STALE_TEMPORARY = 60.0  # seconds: an older temporary file is a crashed write's
 _FORMAT = 1
 
 
@@ -67,6 +70,7 @@ class FileCache:
     def __init__(self, path: str | os.PathLike[str], *, store_secrets: bool = False) -> None:
         self.path = os.fspath(path)
         self.store_secrets = store_secrets
+        self._swept = False
 
     def __repr__(self) -> str:
         return f"FileCache({self.path!r}, store_secrets={self.store_secrets!r})"
@@ -87,7 +91,12 @@ class FileCache:
     def _write(self, value: bytes) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=".aioconfig-", suffix=".tmp", dir=directory)
+        if not self._swept:
+            self._swept = True
+            _sweep(directory)
+        fd, temporary = tempfile.mkstemp(
+            prefix=_TEMPORARY_PREFIX, suffix=_TEMPORARY_SUFFIX, dir=directory
+        )
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(value)
@@ -110,6 +119,24 @@ class FileCache:
             pass
         finally:
             os.close(dir_fd)
+
+
+def _sweep(directory: str) -> None:
+    """Remove temporary files that a process killed mid-write left behind. Only old ones: a
+    fresh one may be another process's write in progress."""
+    cutoff = time.time() - _STALE_TEMPORARY
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(_TEMPORARY_PREFIX) and name.endswith(_TEMPORARY_SUFFIX):
+            path = os.path.join(directory, name)
+            try:
+                if os.stat(path).st_mtime < cutoff:
+                    os.unlink(path)
+            except OSError:
+                pass
 
 
 @dataclass(frozen=True, slots=True)

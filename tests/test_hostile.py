@@ -6,6 +6,8 @@ loop is never held for long.
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from aioconfig import FileCache, InitialLoadError, ParseError, Validator, load
 from aioconfig._limits import MAX_DEPTH
-from aioconfig.sources import Env, File, Http
+from aioconfig.sources import Env, File, Http, Static
 from aioconfig.sources._formats import parse
 
 pytestmark = pytest.mark.anyio
@@ -170,12 +172,15 @@ async def test_a_big_http_body_is_parsed_off_the_loop_and_served() -> None:
 
 
 async def test_a_304_with_another_etag_never_pins_stale_content() -> None:
-    state = {"body": '{"v": 1}', "etag": '"v1"', "lie": False}
+    state = {"body": '{"v": 1}', "etag": '"v1"'}
+    lies = [False]
 
     async def handler(request: web.Request) -> web.Response:
-        if state["lie"] and request.headers.get("If-None-Match") == '"v1"':
-            state["lie"] = False  # a broken cache in front: once, a 304 naming the new ETag
+        if lies.pop() and request.headers.get("If-None-Match") == '"v1"':
+            # A broken cache in front: once, a 304 naming the new ETag.
+            lies.append(False)
             return web.Response(status=304, headers={"ETag": '"v2"'})
+        lies.append(False)
         if request.headers.get("If-None-Match") == state["etag"]:
             return web.Response(status=304, headers={"ETag": state["etag"]})
         return web.Response(
@@ -188,9 +193,28 @@ async def test_a_304_with_another_etag_never_pins_stale_content() -> None:
     await server.start_server(access_log=None)
     try:
         async with load(Http(str(server.make_url("/app.json"))), mode="manual") as config:
-            state.update(body='{"v": 2}', etag='"v2"', lie=True)
+            state.update(body='{"v": 2}', etag='"v2"')
+            lies[:] = [True]
             assert not (await config.refresh(force=True)).changed  # the lying 304
             assert (await config.refresh(force=True)).changed  # asked again with "v1": 200
             assert config["v"] == 2
     finally:
         await server.close()
+
+
+async def test_temporary_files_of_crashed_cache_writes_are_swept(tmp_path: Path) -> None:
+    old = [tmp_path / f".aioconfig-crashed{n}.tmp" for n in range(3)]
+    for path in old:
+        path.write_bytes(b"x" * 1000)
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    fresh = tmp_path / ".aioconfig-inflight.tmp"  # another process, writing right now
+    fresh.write_bytes(b"x")
+    other = tmp_path / "notes.tmp"
+    other.write_bytes(b"x")
+    async with load(Static({"a": 1}), mode="manual", cache=FileCache(tmp_path / "cache.json")):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".aioconfig-inflight.tmp",
+        "cache.json",
+        "notes.tmp",
+    ]

@@ -1,0 +1,332 @@
+"""aioconfig.sync: a Config hosted on a thread, for synchronous code."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import warnings
+from collections.abc import Hashable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+
+import aioconfig.sync
+from aioconfig import ChangeEvent, ClosedError, InitialLoadError, RefreshResult
+from aioconfig.sources import File, NotModified, Payload, Source
+from aioconfig.sync import SyncConfig
+from aioconfig.testing import MutableSource
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def host_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "aioconfig sync"]
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_behind() -> Iterator[None]:
+    before = set(host_threads())
+    yield
+    deadline = time.monotonic() + 5
+    while set(host_threads()) - before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not set(host_threads()) - before
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Path:
+    path = tmp_path / "settings.toml"
+    path.write_text('greeting = "hello"\n[db]\nport = 5432\n')
+    return path
+
+
+class Held(Source):
+    """A source whose loads wait for a ``threading.Event`` the test sets; it counts loads."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.version = 1
+        self.loads = 0
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+
+    @property
+    def name(self) -> str:
+        return "held"
+
+    async def load(self, token: Hashable | None) -> Payload | NotModified:
+        self.loads += 1
+        self.started.set()
+        await anyio.to_thread.run_sync(self.release.wait)
+        if token == self.version:
+            return NotModified(token)
+        return Payload(dict(self.data), self.version)
+
+    def set(self, data: dict[str, Any]) -> None:
+        self.data, self.version = data, self.version + 1
+
+
+def test_reads_refresh_and_close(settings: Path) -> None:
+    with aioconfig.sync.load(File(settings, watch=False), mode="manual") as config:
+        assert isinstance(config, SyncConfig)
+        assert config["greeting"] == config.get("greeting") == config.snapshot["greeting"]
+        assert "db.port" in config and config.version == 1 and sorted(config) == ["db", "greeting"]
+        assert config.get("missing", 7) == 7 and config.statistics().state == "opened"
+        settings.write_text('greeting = "hi"\n[db]\nport = 5432\n')
+        result = config.refresh(force=True, timeout=5)
+        assert isinstance(result, RefreshResult) and result.keys == {"greeting"}
+        assert config["greeting"] == "hi" and config.version == 2
+        assert "greeting" in config.explain("greeting")
+    with pytest.raises(ClosedError):
+        config["greeting"]
+    with pytest.raises(ClosedError):
+        config.refresh()
+
+
+def test_the_first_load_fails_in_the_callers_thread(tmp_path: Path) -> None:
+    with pytest.raises(InitialLoadError) as caught:
+        aioconfig.sync.load(tmp_path / "missing.toml")
+    assert "missing.toml: file not found" in str(caught.value)
+
+
+def test_options_are_checked_at_the_call(settings: Path) -> None:
+    with pytest.raises(TypeError):
+        aioconfig.sync.load(settings, refresh_intervall=3)
+    with pytest.raises(ValueError):
+        aioconfig.sync.load(settings, jitter=2)
+    assert not host_threads()
+
+
+def test_callbacks_run_on_the_host_thread_and_refresh_there_raises() -> None:
+    source = MutableSource({"n": 1})
+    seen: list[object] = []
+    holder: list[SyncConfig] = []
+
+    async def on_change(event: ChangeEvent) -> None:
+        seen.append(threading.current_thread().name)
+        try:
+            holder[0].refresh()
+        except RuntimeError as exc:
+            seen.append(str(exc))
+        seen.append(await holder[0].arefresh())  # the async way works on the host thread
+
+    with aioconfig.sync.load(source, mode="manual", on_change=on_change) as config:
+        holder.append(config)
+        source.set({"n": 2})
+        config.refresh(force=True, timeout=5)
+    assert seen[0] == "aioconfig sync"
+    assert isinstance(seen[1], str) and "own thread" in seen[1] and "arefresh" in seen[1]
+    assert isinstance(seen[2], RefreshResult)
+
+
+def test_change_iterator_with_timeout() -> None:
+    source = MutableSource({"db": {"port": 1}, "other": 1})
+    config = aioconfig.sync.load(source, mode="manual")
+    with config.changes(keys=["db"], timeout=0.05) as events:
+        with pytest.raises(TimeoutError):
+            next(events)
+        source.set({"db": {"port": 1}, "other": 2})  # filtered out
+        config.refresh(force=True)
+        source.set({"db": {"port": 2}, "other": 2})
+        config.refresh(force=True)
+        event = next(events)
+        assert event.keys == {"db.port"} and event.new.version == 3
+        closer = threading.Timer(0.05, config.close)
+        closer.start()
+        events.timeout = 5
+        assert list(events) == []  # the stream ends when the SyncConfig closes
+        closer.join()
+
+
+@pytest.mark.anyio
+async def test_arefresh_from_another_event_loop() -> None:
+    source = MutableSource({"n": 1})
+    config = await anyio.to_thread.run_sync(lambda: aioconfig.sync.load(source, mode="manual"))
+    try:
+        source.set({"n": 2})
+        result = await config.arefresh(force=True)
+        assert result.changed and config["n"] == 2
+    finally:
+        await anyio.to_thread.run_sync(config.close)
+
+
+def test_refresh_timeout_leaves_the_flight_to_the_others() -> None:
+    source = Held({"n": 1})
+    with aioconfig.sync.load(source, mode="manual") as config:
+        source.release.clear()
+        source.set({"n": 2})
+        with pytest.raises(TimeoutError):
+            config.refresh(force=True, timeout=0.05)
+        source.release.set()
+        assert config.refresh(timeout=5).changed  # joins the same flight
+        assert config["n"] == 2 and source.loads == 2
+
+
+def test_close_is_quick_idempotent_and_callable_from_a_callback(settings: Path) -> None:
+    closed_in_callback = threading.Event()
+    holder: list[SyncConfig] = []
+
+    def on_change(event: ChangeEvent) -> None:
+        holder[0].close()  # from the host thread: begins the shutdown, returns
+        closed_in_callback.set()
+
+    config = aioconfig.sync.load(File(settings, watch=False), mode="manual", on_change=on_change)
+    holder.append(config)
+    settings.write_text('greeting = "bye"\n')
+    config.refresh(force=True, timeout=5)
+    assert closed_in_callback.wait(5)
+    started = time.perf_counter()
+    config.close()
+    config.close()
+    assert time.perf_counter() - started < 1.0
+    with pytest.raises(ClosedError):
+        config.snapshot  # noqa: B018
+
+
+@pytest.mark.slow
+def test_eight_threads_read_whole_snapshots_and_share_one_fetch() -> None:
+    source = Held({"a": 0, "b": 0})
+    config = aioconfig.sync.load(source, mode="lazy", refresh_interval=0)
+    stop = threading.Event()
+    problems: list[str] = []
+
+    def read() -> None:
+        last = 0
+        while not stop.is_set():
+            time.sleep(0)  # let the writer have the GIL now and then
+            snapshot = config.snapshot
+            if snapshot["a"] != snapshot["b"] or snapshot.version < last:
+                problems.append(f"torn or stepped back: {snapshot.to_dict()} v{snapshot.version}")
+            last = snapshot.version
+
+    def write() -> None:
+        for n in range(1, 21):
+            source.set({"a": n, "b": n})
+            config.refresh(force=True, timeout=5)
+
+    threads = [threading.Thread(target=read) for _ in range(7)] + [threading.Thread(target=write)]
+    for thread in threads:
+        thread.start()
+    threads[-1].join(10)
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    assert not problems and config["a"] == 20
+
+    # Eight callers of refresh() while one fetch is held: all join that flight.
+    source.release.clear()
+    source.started.clear()
+    source.set({"a": 100, "b": 100})
+    loads = source.loads
+    arrived = threading.Barrier(9)
+    results: list[RefreshResult] = []
+
+    def call() -> None:
+        arrived.wait()
+        results.append(config.refresh(timeout=10))
+
+    callers = [threading.Thread(target=call) for _ in range(8)]
+    for thread in callers:
+        thread.start()
+    arrived.wait()
+    assert source.started.wait(5)
+    time.sleep(0.2)  # the other seven reach the flight while its fetch is held
+    source.release.set()
+    for thread in callers:
+        thread.join(10)
+    assert source.loads == loads + 1
+    assert len(results) == 8 and len({id(result) for result in results}) == 1
+    assert results[0].changed and config["a"] == 100
+    config.close()
+
+
+def _fork() -> int:
+    with warnings.catch_warnings():  # 3.12+: "this process is multi-threaded" (it is: see below)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return os.fork()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_after_fork_the_child_refreshes_by_itself_and_the_parent_goes_on(settings: Path) -> None:
+    config = aioconfig.sync.load(File(settings, watch=False), refresh_interval=0.05)
+    read, write = os.pipe()
+    pid = _fork()
+    if pid == 0:  # the child: report over the pipe, and never return into pytest
+        status = 1
+        try:
+            config.refresh(force=True, timeout=5)  # the child's own host answers
+            settings.write_text('greeting = "from the child"\n')
+            deadline = time.monotonic() + 5
+            while config.get("greeting") != "from the child" and time.monotonic() < deadline:
+                time.sleep(0.01)  # the child's own poll loop sees the edit: no refresh() call
+            forced = config.refresh(force=True, timeout=5)
+            os.write(write, f"{config.get('greeting')}|{forced.error}".encode())
+            config.close()
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write)
+    try:
+        _, status = os.waitpid(pid, 0)
+        with os.fdopen(read) as pipe:
+            assert pipe.read() == "from the child|None"
+        assert status == 0
+        settings.write_text('greeting = "parent again"\n')
+        assert config.refresh(force=True, timeout=5).changed
+        assert config["greeting"] == "parent again"
+    finally:
+        config.close()
+
+
+EXIT_SCRIPT = """
+import os, signal, sys, time
+import aioconfig.sync
+from aioconfig.sources import File
+
+config = aioconfig.sync.load(File(sys.argv[1], watch=False), refresh_interval=0.05)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # what servers do on SIGTERM
+print("ready", flush=True)
+if sys.argv[2] == "wait":
+    while True:
+        time.sleep(1)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["exit", "sigterm"])
+def test_interpreter_exit_and_sigterm_never_hang(settings: Path, how: str) -> None:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(EXIT_SCRIPT),
+            str(settings),
+            "wait" * (how != "exit"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == "ready\n"
+        started = time.perf_counter()
+        if how == "sigterm":
+            process.send_signal(signal.SIGTERM)
+        assert process.wait(5) == 0
+        assert time.perf_counter() - started < 2.0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

@@ -138,11 +138,17 @@ def test_gunicorn_preload_two_workers_each_refresh_and_exit_on_sigterm(settings:
             "--preload",
             "--workers=2",
             f"--bind=127.0.0.1:{port}",
-            "--no-control-socket",
             f"--pythonpath={HERE}",
             "flask_gunicorn_app:app",
         ],
-        env={**os.environ, "AIOCONFIG_TEST_FILE": str(settings), "PYTHONPATH": str(ROOT)},
+        env={
+            **os.environ,
+            "AIOCONFIG_TEST_FILE": str(settings),
+            "PYTHONPATH": str(ROOT),
+            # where newer gunicorns put their control socket: not in the real home
+            "HOME": str(settings.parent),
+            "XDG_RUNTIME_DIR": str(settings.parent),
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

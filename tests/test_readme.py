@@ -40,24 +40,42 @@ def test_readme_example_runs(
         if "Etcd(" in code:  # the etcd example runs against a real etcd of its own
             etcd = stack.enter_context(etcd_with({"/myapp/db/host": "db.from-etcd"}))
             monkeypatch.setenv("ETCD_ENDPOINTS", ",".join(etcd.endpoints))
+        # What the example opened with aioconfig.sync (directly, or through Flask) is closed.
+        stack.callback(close_sync_configs, namespace)
         exec(compile(code, "README.md", "exec"), namespace)
-    app = namespace.get("app")
-    if app is not None:  # a web example: serve the requests it shows through it
-        from starlette.testclient import TestClient
+        app = namespace.get("app")
+        if app is not None:  # a web example: serve the requests it shows through it
+            # "# GET /path name=value ... -> {json}", or by default the settings example's answer.
+            shown = re.findall(r"^# GET (\S+)((?: \S+=\S+)*) -> (.+)$", code, re.MULTILINE)
+            requests = [
+                (path, dict(h.split("=", 1) for h in headers.split()), json.loads(body))
+                for path, headers, body in shown
+            ] or [("/", {}, {"version": 1, "db": "localhost"})]
+            if hasattr(app, "test_client"):  # Flask
+                flask_client = app.test_client()
+                for path, headers, expected in requests:
+                    assert flask_client.get(path, headers=headers).json == expected, path
+            else:
+                from starlette.testclient import TestClient
 
-        # "# GET /path name=value ... -> {json}", or by default the settings example's answer.
-        shown = re.findall(r"^# GET (\S+)((?: \S+=\S+)*) -> (.+)$", code, re.MULTILINE)
-        requests = [
-            (path, dict(h.split("=", 1) for h in headers.split()), json.loads(body))
-            for path, headers, body in shown
-        ] or [("/", {}, {"version": 1, "db": "localhost"})]
-        with TestClient(app) as client:
-            for path, headers, expected in requests:
-                assert client.get(path, headers=headers).json() == expected, path
+                with TestClient(app) as client:
+                    for path, headers, expected in requests:
+                        assert client.get(path, headers=headers).json() == expected, path
     printed = capsys.readouterr().out
     # Where an example says what it prints, it prints that.
     for expected in re.findall(r"# prints: (.+)$", code, re.MULTILINE):
         assert expected.rstrip() in printed, (expected, printed)
+
+
+def close_sync_configs(namespace: dict[str, Any]) -> None:
+    from aioconfig.sync import SyncConfig
+
+    app: Any = namespace.get("app")
+    if hasattr(app, "test_client"):  # a Flask app
+        namespace["_flask_config"] = app.extensions.get("aioconfig")
+    for value in list(namespace.values()):
+        if type(value) is SyncConfig:  # not isinstance: Django's lazy settings would set up
+            value.close()
 
 
 def test_ci_runs_exactly_the_readme_commands() -> None:

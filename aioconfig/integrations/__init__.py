@@ -5,4 +5,7 @@ lifespan and hands each request one pinned :class:`~aioconfig.Snapshot`.
 
 * :mod:`aioconfig.integrations.starlette`: Starlette (and anything built on it).
 * :mod:`aioconfig.integrations.fastapi`: the same names, for FastAPI apps.
+* :mod:`aioconfig.integrations.flask` and :mod:`aioconfig.integrations.django`: a
+  :class:`~aioconfig.sync.SyncConfig` (a Config on a thread of its own) per app or settings
+  module, one pinned Snapshot per request.
 """

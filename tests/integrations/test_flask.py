@@ -162,9 +162,12 @@ def test_gunicorn_preload_two_workers_each_refresh_and_exit_on_sigterm(settings:
 
         settings.write_text('greeting = "after"\nGREETING = "AFTER"\n')
         fresh: set[int] = set()
+        last: dict[int, Any] = {}
         while fresh != set(workers):  # each worker must see it by itself: no refresh() anywhere
-            assert time.monotonic() < deadline + 15, f"only {fresh} of {workers} refreshed"
+            assert time.monotonic() < deadline + 15, f"only {fresh} of {workers} refreshed: {last}"
             answer = get(url)
+            if answer is not None:
+                last[answer["pid"]] = answer
             if answer is not None and answer["greeting"] == "after":
                 assert answer["mirrored"] == "AFTER"
                 fresh.add(answer["pid"])

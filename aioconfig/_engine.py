@@ -37,7 +37,7 @@ import itertools
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeAlias, TypeVar
@@ -151,14 +151,13 @@ class _Notice:
     store: Snapshot | None = None  # write to the cache
     flags: Sequence[tuple[int, Any]] = ()  # the flag documents ``store`` was built from
     flight: _Flight | None = None
-    repeat: bool = False  # the same rejected candidate again: reported once already
+    repeat: bool = False  # the same failure as the last one reported: not again
 
 
 @dataclass(slots=True)
 class _Outcome:
     result: RefreshResult
     event: ChangeEvent | None = None
-    repeat: bool = False
     flags: Sequence[tuple[int, Any]] = field(default_factory=tuple)
 
 
@@ -230,7 +229,9 @@ class Engine:
         self._tg: anyio.abc.TaskGroup | None = None
         self._stopped = False
         self._everything = frozenset(range(len(sources)))
-        self._rejected: tuple[Hashable, ...] | None = None  # the last rejected candidate
+        # The last failure reported: the same one again (an unchanged broken file, a candidate
+        # rejected again) is not reported again until a refresh succeeds.
+        self._failure: tuple[type, str] | None = None
         # The newest snapshot to cache, with its flag documents (release() may write it).
         self._to_store: tuple[Snapshot, Sequence[tuple[int, Any]]] | None = None
         self._stored = 0  # the version the notifier last wrote to the cache
@@ -586,6 +587,14 @@ class Engine:
         result = outcome.result
         now = self.clock.now()
         if result.error is None:
+            if self._failure is not None:
+                failures = self.schedule.failures
+                logger.info(
+                    "configuration refresh succeeded again after %d failed %s",
+                    failures,
+                    "refresh" if failures == 1 else "refreshes",
+                )
+                self._failure = None
             self.schedule.succeeded(now)
             if self._degraded:
                 self._degraded = False
@@ -627,20 +636,16 @@ class Engine:
         old = self.snapshot
         if not updates:
             return _Outcome(RefreshResult(snapshot=old))
-        tokens = tuple(
-            updates[i].token if i in updates else state.token for i, state in enumerate(states)
-        )
         try:
             candidate = self.pipeline.candidate(updates, old)
         except ConfigError as exc:
-            return self._rejection(exc, tokens)
+            return _Outcome(self._failed(exc))
         if candidate.snapshot is not None:
             problem = await self._check(candidate.snapshot)
             if problem is not None:
-                return self._rejection(problem, tokens)
+                return _Outcome(self._failed(problem))
         if self._stopped:  # closed while validate= ran: nothing more is swapped in
             return _Outcome(RefreshResult(snapshot=old))
-        self._rejected = None
         self.pipeline.commit(updates, candidate)
         for i in updates:
             self._note_order(states[i], answers[i][0], updates[i].order)
@@ -660,11 +665,6 @@ class Engine:
             state.order = order
         state.seq = max(state.seq, seq)
 
-    def _rejection(self, error: ConfigError, tokens: tuple[Hashable, ...]) -> _Outcome:
-        repeat = tokens == self._rejected
-        self._rejected = tokens
-        return _Outcome(self._failed(error), repeat=repeat)
-
     async def _check(self, candidate: Snapshot) -> ConfigError | None:
         """What ``validate=`` says against ``candidate`` (None: accepted)."""
         if self._validate is None:
@@ -679,16 +679,22 @@ class Engine:
         """Count the outcome and queue its notice (never blocks: the queue is unbounded)."""
         result = outcome.result
         self.refreshes += 1
-        if result.error is not None and not outcome.repeat:
-            self.errors += 1
-            self.last_error = result.error
+        error = result.error
+        repeat = False
+        if error is not None:
+            failure = (type(error), str(error))
+            repeat = failure == self._failure
+            self._failure = failure
+            if not repeat:
+                self.errors += 1
+                self.last_error = error
         notice = _Notice(
             result,
             outcome.event,
             store=result.snapshot if result.changed else None,
             flags=outcome.flags,
             flight=flight,
-            repeat=outcome.repeat,
+            repeat=repeat,
         )
         if notice.store is not None:
             self._to_store = (notice.store, notice.flags)
@@ -716,7 +722,7 @@ class Engine:
         result = notice.result
         if result.error is not None:
             if notice.repeat:
-                logger.debug("the same candidate rejected again: %s", result.error)
+                logger.debug("configuration refresh failed again: %s", result.error)
                 return
             logger.warning("configuration refresh failed: %s", result.error)
             snapshot = result.snapshot

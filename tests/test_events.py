@@ -70,10 +70,12 @@ async def test_error_events_reach_every_subscriber_once_per_failure() -> None:
         async with config.changes(keys=["unrelated"]) as events:
             source.fail(SourceUnavailable("mutable", "down"))
             await config.refresh(force=True)
+            await config.refresh(force=True)  # the same failure: not reported again
+            source.fail(SourceUnavailable("mutable", "timed out"))
             await config.refresh(force=True)
             first = await events.__anext__()
             second = await events.__anext__()
-            assert second.error is not None
+            assert str(second.error) == "mutable: timed out"
             assert events.pending() == 0
         assert str(first.error) == "mutable: down" and first.keys == frozenset()
         assert first.old is first.new is config.snapshot

@@ -6,6 +6,7 @@ loop is never held for long.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -13,11 +14,13 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from helpers import until
 
 from aioconfig import FileCache, InitialLoadError, ParseError, Validator, load
 from aioconfig._limits import MAX_DEPTH
 from aioconfig.sources import Env, File, Http, Static
 from aioconfig.sources._formats import parse
+from aioconfig.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -218,3 +221,36 @@ async def test_temporary_files_of_crashed_cache_writes_are_swept(tmp_path: Path)
         "cache.json",
         "notes.tmp",
     ]
+
+
+async def test_an_unchanged_broken_file_is_reported_once_and_its_recovery_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "app.json"
+    path.write_text('{"a": 1}')
+    clock = FakeClock()
+    errors: list[Exception] = []
+    async with load(
+        File(path, watch=False),
+        refresh_interval=5,
+        clock=clock,
+        on_refresh_error=errors.append,
+    ) as config:
+        path.write_text('{"a": ')
+        with caplog.at_level(logging.INFO, logger="aioconfig"):
+            for _ in range(8):  # 40 s of polls, and the backoff's retries in between
+                await clock.advance(5)
+                await until(lambda: bool(errors))  # reads run in threads
+            assert config.statistics().consecutive_failures > 3
+            assert len(errors) == 1 and isinstance(errors[0], ParseError)
+            assert config.statistics().errors == 1 and config["a"] == 1
+            path.write_text('{"a": 2}')
+            for _ in range(3):
+                await clock.advance(6)
+            await until(lambda: config["a"] == 2)
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1
+        recovered = [r.getMessage() for r in caplog.records if "succeeded again" in r.getMessage()]
+        assert len(recovered) == 1 and recovered[0].startswith(
+            "configuration refresh succeeded again after "
+        )

@@ -18,6 +18,7 @@ A Config started from such an entry lacks those keys until the sources answer.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -27,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import anyio.to_thread
-import orjson
 
 from ._secrets import DEFAULT_SECRET_MATCHER
 
@@ -40,7 +40,7 @@ _MARKER = "aioconfig-cache"
 _TEMPORARY_PREFIX = ".aioconfig-"
 _TEMPORARY_SUFFIX = ".tmp"
 _STALE_TEMPORARY = 60.0  # seconds: an older temporary file is a crashed write's
-_FORMAT = 1
+_FORMAT = 2  # 2: integers past 64 bits, inf and nan kept
 
 
 @runtime_checkable
@@ -186,14 +186,16 @@ def encode(
         "data": data,
         "flags": [[index, document] for index, document in flags],
     }
-    return orjson.dumps(envelope, default=_jsonable)
+    # The standard library's encoder, not orjson: only it keeps integers past 64 bits and
+    # inf and nan (as the tokens Infinity and NaN), so every value comes back exactly.
+    return json.dumps(envelope, default=_jsonable, ensure_ascii=False).encode()
 
 
 def decode(raw: bytes, *, key: str, where: str) -> CacheEntry | None:
     """The entry in ``raw``, or None (with a warning naming ``where``) if it is not usable."""
     try:
-        envelope = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        envelope = json.loads(raw)
+    except (ValueError, RecursionError):
         logger.warning("ignoring the cache %s: corrupt or truncated", where)
         return None
     if not isinstance(envelope, dict) or envelope.get("format") != _MARKER:

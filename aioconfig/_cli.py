@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import json
 import logging
 import math
 import os
@@ -659,7 +660,27 @@ def _json(value: Any, *, pretty: bool = True) -> str:
     if _has_non_finite(value):
         _warn("JSON has no inf or nan; written as null (--format toml or yaml keeps them)")
     option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if pretty else 0)
-    return orjson.dumps(value, default=_json_default, option=option).decode()
+    try:
+        return orjson.dumps(value, default=_json_default, option=option).decode()
+    except orjson.JSONEncodeError:  # an integer past 64 bits: the standard library's encoder
+        return json.dumps(
+            _finite_or_null(value),
+            default=_json_default,
+            indent=2 if pretty else None,
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+
+
+def _finite_or_null(value: Any) -> Any:
+    """``value`` with inf and nan as None, as orjson writes them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(key): _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(item) for item in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:

@@ -147,7 +147,7 @@ async def test_a_malformed_source_at_start_also_falls_back(tmp_path: Path) -> No
         ),
         (
             b'{"format": "aioconfig-cache", "format_version": 99, "key": "k"}',
-            "entry format 99, expected 1",
+            "entry format 99, expected 2",
         ),
     ],
 )

@@ -7,7 +7,10 @@ loop is never held for long.
 from __future__ import annotations
 
 import logging
+import math
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -254,3 +257,48 @@ async def test_an_unchanged_broken_file_is_reported_once_and_its_recovery_once(
         assert len(recovered) == 1 and recovered[0].startswith(
             "configuration refresh succeeded again after "
         )
+
+
+# ---------------------------------------------------------------- numbers
+
+
+NUMBERS = """\
+big = 1180591620717411303424
+negative = -1180591620717411303424
+nan = nan
+inf = inf
+minus_inf = -inf
+plain = 1.5
+"""
+
+
+async def test_numbers_come_back_from_the_cache_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "numbers.toml"
+    path.write_text(NUMBERS)
+    cache = FileCache(tmp_path / "cache.json")
+    async with load(File(path), mode="manual", cache=cache) as config:
+        fresh = config.snapshot.to_dict()
+    path.write_text("broken = [")
+    async with load(File(path), mode="manual", cache=cache) as config:
+        assert config.snapshot.from_cache
+        cached = config.snapshot.to_dict()
+    assert cached["big"] == fresh["big"] == 2**70 and cached["negative"] == -(2**70)
+    assert math.isnan(cached["nan"]) and cached["inf"] == math.inf
+    assert cached["minus_inf"] == -math.inf and cached["plain"] == 1.5
+    assert {key: type(value) for key, value in cached.items()} == {
+        key: type(value) for key, value in fresh.items()
+    }
+
+
+def test_the_command_line_dumps_integers_past_64_bits(tmp_path: Path) -> None:
+    (tmp_path / "numbers.toml").write_text(NUMBERS)
+    for form in ("json", "toml", "yaml"):
+        done = subprocess.run(
+            [sys.executable, "-m", "aioconfig", "-s", "numbers.toml", "dump", "--format", form],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "1180591620717411303424" in done.stdout and "-1180591620717411303424" in done.stdout

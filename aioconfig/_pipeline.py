@@ -167,9 +167,8 @@ class Pipeline:
                 raise
             except Exception as exc:  # a user's __post_init__ or validator, say
                 name = getattr(model, "__name__", repr(model))
-                error = ValidationError(
-                    f"candidate rejected by model {name}: {type(exc).__name__}: {exc}"
-                )
+                # By type only: the text of a user's exception may quote a value (a secret).
+                error = ValidationError(f"candidate rejected by model {name}: {type(exc).__name__}")
                 raise error from exc
 
     def from_cache(
@@ -285,6 +284,7 @@ def rejection(exc: BaseException) -> ConfigError:
     """What ``validate=`` raising ``exc`` means: a rejection of the candidate."""
     if isinstance(exc, ValidationError):
         return exc
-    error = ValidationError(f"candidate rejected: {type(exc).__name__}: {exc}")
+    # By type only: the text may quote a value (a secret); the exception stays chained.
+    error = ValidationError(f"candidate rejected by validate=: {type(exc).__name__}")
     error.__cause__ = exc
     return error

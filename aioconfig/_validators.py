@@ -741,10 +741,9 @@ def _op_text(argument: Any) -> str:
 
 
 def _why(key: str, value: Any, exc: Exception, scope: _Scope) -> str:
-    # An exception's text often quotes the value (int("hunter2")), so a secret gets the type only.
-    if isinstance(value, Secret) or scope.secret(key):
-        return type(exc).__name__
-    return f"{type(exc).__name__}: {exc}"
+    # An exception's text often quotes the value (int("hunter2")), and any value may be a
+    # secret under a name no pattern knows: the type only. The exception stays chained.
+    return type(exc).__name__
 
 
 # -- the entry point ---------------------------------------------------------------------------

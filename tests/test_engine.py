@@ -314,7 +314,8 @@ class Port:
 async def test_a_model_that_raises_rejects_at_start_up() -> None:
     with pytest.raises(InitialLoadError) as info:
         await load(Static({"port": 80}), models=[Port])
-    assert "Port" in str(info.value) and "ValueError: a privileged port" in str(info.value)
+    assert "candidate rejected by model Port: ValueError" in str(info.value)
+    assert "privileged" not in str(info.value)  # a user's text may quote a secret
     assert isinstance(info.value.errors[0], ValidationError)
 
 
@@ -327,7 +328,7 @@ async def test_a_model_that_raises_rejects_a_refresh_without_crashing_it(
         with caplog.at_level(logging.ERROR, logger="aioconfig"):
             result = await config.refresh(force=True)
         assert isinstance(result.error, ValidationError)
-        assert "model Port" in str(result.error)
+        assert str(result.error) == "candidate rejected by model Port: ValueError"
         assert config["port"] == 8080
         assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # no "crashed"
 

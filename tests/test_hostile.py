@@ -302,3 +302,31 @@ def test_the_command_line_dumps_integers_past_64_bits(tmp_path: Path) -> None:
         )
         assert done.returncode == 0, done.stderr
         assert "1180591620717411303424" in done.stdout and "-1180591620717411303424" in done.stdout
+
+
+# ---------------------------------------------------------------- secrets in errors
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ("password: *hunter2\n", "found undefined alias '…'"),
+        ("SECRET_KEY: !hunter2 x\n", "could not determine a constructor for the tag '…'"),
+        ("a: &hunter2 1\nb: &hunter2 2\n", "second occurrence"),
+    ],
+)
+def test_a_yaml_error_never_quotes_the_document(document: str, problem: str) -> None:
+    with pytest.raises(ParseError) as info:
+        parse(document.encode(), "yaml", "app.yaml")
+    assert "hunter2" not in str(info.value)
+    assert info.value.problem == problem
+
+
+async def test_what_validate_raises_is_shown_by_type_only() -> None:
+    def validate(candidate: object) -> None:
+        int("hunter2")
+
+    with pytest.raises(InitialLoadError) as info:
+        await load(Static({"a": 1}), validate=validate)
+    assert str(info.value.errors[0]) == "candidate rejected by validate=: ValueError"
+    assert "hunter2" not in str(info.value)

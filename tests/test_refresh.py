@@ -249,7 +249,8 @@ async def test_a_rejected_candidate_is_never_swapped_in() -> None:
         source.set({"port": -1})
         result = await config.refresh(force=True)
         assert isinstance(result.error, ValidationError)
-        assert str(result.error) == "candidate rejected: ValueError: port must be positive"
+        assert str(result.error) == "candidate rejected by validate=: ValueError"
+        assert str(result.error.__cause__) == "port must be positive"  # chained, for tracebacks
         assert config["port"] == 80 and config.version == 1
         source.set({"port": 81})
         result = await config.refresh(force=True)

@@ -311,10 +311,9 @@ def test_a_cast_that_raises_is_a_failure() -> None:
     assert failure.key == "db.port"
     assert failure.rule == "cast"
     assert failure.value == "'eighty'"
-    assert failure.message == (
-        "db.port: cast int('eighty') raised ValueError: "
-        "invalid literal for int() with base 10: 'eighty'"
-    )
+    # The value shows (masked when secret); the exception by its type only: its text may
+    # quote a value under a name no secret pattern knows.
+    assert failure.message == "db.port: cast int('eighty') raised ValueError"
 
 
 def test_cast_must_be_callable() -> None:
@@ -365,7 +364,7 @@ def test_a_callable_default_that_raises_is_a_failure() -> None:
 
     (failure,) = run(Validator("x", default=broken)).failures
     assert (failure.key, failure.value, failure.rule) == ("x", "<missing>", "default")
-    assert failure.message == "x: default broken() raised KeyError: 'nope'"
+    assert failure.message == "x: default broken() raised KeyError"
 
 
 def test_apply_default_on_none() -> None:

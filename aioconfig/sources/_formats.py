@@ -118,9 +118,10 @@ def parse_yaml(text: str, source: str) -> dict[str, Any]:
     try:
         document = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
-        # Never str(exc): it quotes the document around the mark.
+        # Never str(exc): it quotes the document around the mark. Its problem may quote a name
+        # from the document too ("found undefined alias 'hunter2'"): quoted parts are elided.
         mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "malformed YAML"
+        problem = _YAML_QUOTED.sub(r"\1'…'", exc.problem or exc.context or "malformed YAML")
         if mark is None:
             raise ParseError(source, problem) from None
         raise ParseError(source, problem, line=mark.line + 1, column=mark.column + 1) from None
@@ -135,6 +136,11 @@ def parse_yaml(text: str, source: str) -> dict[str, Any]:
     check_shape(document, source, len(text))  # before any walk: aliases may expand
     _check_keys(document, source, ())
     return _mapping(document, source)
+
+
+# What PyYAML quotes from the document in a problem: an alias or anchor name, a tag. (Grammar
+# tokens it quotes, "expected ',' or ']'", are its own.)
+_YAML_QUOTED = re.compile(r"((?:alias|anchor|tag) )'[^']*'")
 
 
 def parse_ini(text: str, source: str) -> dict[str, Any]:

@@ -320,8 +320,11 @@ class Engine:
                 if fatal:
                     raise InitialLoadError(fatal) from fatal[0]
                 attempt += 1
-                # Real time, not the injected clock: max_init_wait is real time too.
-                await anyio.sleep(backoff_delay(attempt, BACKOFF_BASE / 4, 1.0, self.rng))
+                # Real time, not the injected clock: max_init_wait is real time too. A server
+                # that asked for a pause (Retry-After) gets it, even past max_init_wait.
+                delay = backoff_delay(attempt, BACKOFF_BASE / 4, 1.0, self.rng)
+                asked = [w for e in errors.values() if (w := getattr(e, "retry_after", None))]
+                await anyio.sleep(max([delay, *asked]))
         if validating:
             late = ConfigError("validate= gave no answer before max_init_wait ran out")
             raise InitialLoadError([late], timeout=max_init_wait)
@@ -601,7 +604,7 @@ class Engine:
                 logger.info("the sources answered again: the cached configuration is replaced")
                 self._start_watches()
         else:
-            self.schedule.failed(now)
+            self.schedule.failed(now, getattr(result.error, "retry_after", None))
         flight.result = result
         if self._flight is flight:
             self._flight = None

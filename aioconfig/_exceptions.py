@@ -51,6 +51,9 @@ class SourceError(ConfigError):
     """
 
     transient: bool = False
+    #: Seconds the server asked to be left alone (``Retry-After`` on a 429 or 503), capped at
+    #: ``MAX_RETRY_AFTER``; the next attempt waits at least that long. None: no such request.
+    retry_after: float | None = None
 
     def __init__(self, source: str, problem: str, *, transient: bool | None = None) -> None:
         self.source = source
@@ -121,6 +124,9 @@ class LoadError(ConfigError):
 
     def __init__(self, errors: Sequence[Exception]) -> None:
         self.errors = tuple(errors)
+        waits = [w for e in self.errors if (w := getattr(e, "retry_after", None)) is not None]
+        #: The longest ``retry_after`` among the failures (None if none asked).
+        self.retry_after: float | None = max(waits, default=None)
         lines = [f"{self.head}:"] + [f"  - {_describe(e)}" for e in self.errors]
         super().__init__("\n".join(lines))
 

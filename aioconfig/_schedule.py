@@ -5,6 +5,8 @@
 * backoff: after the n-th failure in a row, wait ``uniform(0, min(cap, base * 2 ** (n - 1)))``
   ("full jitter"), with ``base = 1 s`` and ``cap = interval``, so a failing source is retried
   sooner than the normal interval and never later; the count resets after a success;
+* ``Retry-After``: a server that asks for a pause (a 429 or 503 with ``Retry-After``) gets at
+  least that long, even past the interval (the source caps it);
 * ``not_before``: a non-forced ``refresh()`` fetches only from then on (the interval after a
   success, the backoff after a failure).
 """
@@ -51,9 +53,13 @@ class Schedule:
         self.not_before = now + self.interval
         self.poll_due = now + jittered(self.interval, self.jitter, self.rng)
 
-    def failed(self, now: float) -> None:
+    def failed(self, now: float, at_least: float | None = None) -> None:
+        """A failure; ``at_least``: the seconds a server asked for (``Retry-After``), which
+        may exceed the interval (capped where it was read)."""
         self.failures += 1
         delay = self.backoff(self.failures)
+        if at_least is not None:
+            delay = max(delay, at_least)
         self.not_before = self.poll_due = now + delay
 
     def started(self, now: float) -> None:

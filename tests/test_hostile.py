@@ -6,6 +6,7 @@ loop is never held for long.
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import math
 import os
@@ -19,10 +20,19 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from helpers import until
 
-from aioconfig import FileCache, InitialLoadError, ParseError, Validator, load
+from aioconfig import (
+    FileCache,
+    InitialLoadError,
+    ParseError,
+    RefreshResult,
+    Validator,
+    load,
+)
 from aioconfig._limits import MAX_DEPTH, MIN_VALUES
 from aioconfig.sources import Env, File, Http, Static
 from aioconfig.sources._formats import parse
+from aioconfig.sources._http import MAX_RETRY_AFTER, retry_after
+from aioconfig.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -330,3 +340,76 @@ async def test_what_validate_raises_is_shown_by_type_only() -> None:
         await load(Static({"a": 1}), validate=validate)
     assert str(info.value.errors[0]) == "candidate rejected by validate=: ValueError"
     assert "hunter2" not in str(info.value)
+
+
+# ---------------------------------------------------------------- Retry-After
+
+
+def test_retry_after_reads_seconds_and_http_dates_and_is_capped() -> None:
+    now = 1_800_000_000.0
+    assert retry_after("120") == 120.0
+    assert retry_after(" 7 ") == 7.0
+    assert retry_after(email.utils.formatdate(now + 30, usegmt=True), now=now) == 30.0
+    assert retry_after(email.utils.formatdate(now - 30, usegmt=True), now=now) == 0.0
+    assert retry_after("100000") == MAX_RETRY_AFTER == 300.0
+    assert retry_after("soon") is None and retry_after(None) is None and retry_after("-5") is None
+
+
+class Overloaded:
+    """A server that answers 503 with ``Retry-After`` until told otherwise; counts requests."""
+
+    def __init__(self, wait: str) -> None:
+        self.wait = wait
+        self.busy = True
+        self.requests = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        if self.busy:
+            self.busy = self.requests < 1  # busy for the first request only
+            return web.Response(status=503, headers={"Retry-After": self.wait})
+        return web.Response(text='{"a": 1}', content_type="application/json")
+
+
+@pytest.mark.slow
+async def test_start_up_waits_as_long_as_the_server_asks() -> None:
+    overloaded = Overloaded("1")
+    app = web.Application()
+    app.router.add_get("/app.json", overloaded.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server(access_log=None)
+    try:
+        async with load(Http(str(server.make_url("/app.json"))), max_init_wait=5) as config:
+            assert config["a"] == 1
+        # Without Retry-After the start-up backoff (a quarter second, doubling) would have
+        # asked about four times in that second.
+        assert overloaded.requests == 2
+    finally:
+        await server.close()
+
+
+async def test_the_background_waits_as_long_as_the_server_asks() -> None:
+    overloaded = Overloaded("120")
+    overloaded.busy = False
+    app = web.Application()
+    app.router.add_get("/app.json", overloaded.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server(access_log=None)
+    clock = FakeClock()
+    errors: list[Exception] = []
+    try:
+        async with load(
+            Http(str(server.make_url("/app.json"))),
+            refresh_interval=30,
+            clock=clock,
+            on_refresh_error=errors.append,
+        ) as config:
+            overloaded.busy, overloaded.requests = True, 0
+            await clock.advance(30)
+            await until(lambda: bool(errors))
+            assert str(errors[0]).endswith("HTTP 503 Service Unavailable (Retry-After: 120s)")
+            await until(lambda: clock.sleeps[-1] >= 120)  # not the backoff's second or two
+            assert await config.refresh() == RefreshResult(snapshot=config.snapshot)  # not due
+            assert overloaded.requests == 1
+    finally:
+        await server.close()

@@ -426,7 +426,7 @@ class ConfigCat(Source):
                 problem = f"{_status_text(status)}: invalid SDK key or config not found"
                 raise SourceError(self._name, problem, transient=False)
             if status not in (200, 203):
-                raise _status_error(self._name, status)
+                raise _status_error(self._name, status, response)
             body = await read_body(response, self._max_bytes, self._name)
             logger.debug("%s: HTTP %d, %d bytes", self._name, status, len(body))
             text = decode_utf8(body, self._name)

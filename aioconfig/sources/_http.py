@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import email.utils
 import errno
 import functools
 import hashlib
@@ -17,6 +18,7 @@ import logging
 import math
 import re
 import socket
+import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -242,7 +244,7 @@ class Http(Source):
                 logger.debug("%s: HTTP 304 Not Modified", self._name)
             return NotModified(previous, order)
         if status not in (200, 203):
-            raise _status_error(self._name, status)
+            raise _status_error(self._name, status, response)
         format = self._format or self._format_of(response)
         body = await read_body(response, self._max_bytes, self._name)
         token = _HttpToken(
@@ -471,10 +473,42 @@ def _status_text(status: int) -> str:
         return f"HTTP {status}"
 
 
-def _status_error(source: str, status: int) -> SourceError:
+#: The longest ``Retry-After`` honoured, in seconds: a server cannot park a client for longer.
+MAX_RETRY_AFTER = 300.0
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """A ``Retry-After`` header's wait in seconds (delay-seconds or an HTTP date), capped at
+    ``MAX_RETRY_AFTER``; None when absent or malformed."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _status_error(
+    source: str, status: int, response: aiohttp.ClientResponse | None = None
+) -> SourceError:
     problem = _status_text(status)
     if status >= 500 or status in (408, 429):
-        return SourceUnavailable(source, problem)
+        wait = None
+        if response is not None and status in (429, 503):
+            wait = retry_after(response.headers.get("Retry-After"))
+        if wait is not None:
+            problem += f" (Retry-After: {wait:g}s)"
+        error = SourceUnavailable(source, problem)
+        error.retry_after = wait
+        return error
     if status in (404, 410):
         return SourceUnavailable(source, problem, transient=False)
     return SourceError(source, problem)

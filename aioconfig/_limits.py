@@ -41,6 +41,9 @@ def check_shape(document: object, source: str, size: int) -> None:
                 f"expands to more than {limit:,} values (YAML aliases?): the limit is one value "
                 f"per byte of the document, and at least {MIN_VALUES:,}",
             )
+        kinds = set(map(type, children))  # at C speed: most containers hold scalars only
+        if dict not in kinds and list not in kinds:
+            continue
         for child in children:
             kind = type(child)
             if kind is dict or kind is list:

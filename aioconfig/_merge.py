@@ -98,6 +98,9 @@ def _merge_maps(
     keys: dict[Any, None] = {}
     for layer in layers:
         keys.update(dict.fromkeys(layer))
+    if old is not None:  # what went goes first (see _freeze_map)
+        for gone in old.keys() - keys.keys():
+            _drop(old[gone], prefix + gone, flat, changed)
     out: dict[str, Any] = {}
     for key in keys:
         # The values for this key that survive: the last non-mapping and every mapping after it.
@@ -139,9 +142,6 @@ def _merge_maps(
         out[name] = flat[path] = frozen
         if seen is not None:
             seen[path] = (pieces, frozen)
-    if old is not None:
-        for gone in old.keys() - out.keys():
-            _drop(old[gone], prefix + gone, flat, changed)
     return _FrozenMap(out)
 
 
@@ -160,6 +160,10 @@ def _freeze_map(
             else:
                 out[name] = _place(value, path, flat, _MISSING, changed)
         return _FrozenMap(out)
+    # What went goes first: a key holding a dot ("a.b") may now stand where nested keys did,
+    # and dropping those afterwards would take its index entry with them.
+    for gone in old.keys() - mapping.keys():
+        _drop(old[gone], prefix + gone, flat, changed)
     for key, value in mapping.items():
         name = key if type(key) is str else str(key)
         before = old.get(name, _MISSING)
@@ -167,8 +171,6 @@ def _freeze_map(
             out[name] = before  # unchanged, and already in the copied index
             continue
         out[name] = _place(value, prefix + name, flat, before, changed)
-    for gone in old.keys() - out.keys():
-        _drop(old[gone], prefix + gone, flat, changed)
     return _FrozenMap(out)
 
 

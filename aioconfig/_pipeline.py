@@ -17,8 +17,17 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import ConfigError, ValidationError
-from ._layers import Converter, Layer, interpolate, key_matches, prepare, resolve_tokens
+from ._exceptions import ConfigError, ParseError, ValidationError
+from ._layers import (
+    MISSING,
+    Converter,
+    Layer,
+    interpolate,
+    key_matches,
+    lookup,
+    prepare,
+    resolve_tokens,
+)
 from ._merge import Memo, build, patch
 from ._secrets import DEFAULT_SECRET_MATCHER
 from ._snapshot import FoldedIndex, Snapshot
@@ -69,6 +78,7 @@ class Candidate:
     keys: frozenset[str]
     flags: frozenset[str]
     prepared: Mapping[int, Layer]
+    dotted: Mapping[int, tuple[tuple[str, ...], ...]]  # per source: keys holding a dot
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +123,17 @@ class Pipeline:
         self.secret = secret
         self._memo = Memo()  # sections merged from several layers, for the next build
         self._names = tuple(state.source.name for state in states)
+        #: Per source: the key paths whose last key holds a dot (see ``_spelled_twice``).
+        self._dotted: dict[int, tuple[tuple[str, ...], ...]] = {}
 
     # ------------------------------------------------------------------ candidates
 
     def candidate(self, updates: Mapping[int, Payload], old: Snapshot | None) -> Candidate:
         """The candidate ``updates`` make over the current layers; raises ``ConfigError``."""
         prepared = {i: self._prepare(i, payload) for i, payload in updates.items()}
+        dotted = {i: _dotted_keys(layer.data, self._names[i]) for i, layer in prepared.items()}
         built = self._build(prepared, old)
+        self._spelled_twice({**self._dotted, **dotted}, built.root)
         states = self.states
         flags = self._combined(
             {i: updates[i].flags if i in updates else s.flags for i, s in enumerate(states)},
@@ -134,7 +148,7 @@ class Pipeline:
             if not built.keys and not flag_keys:
                 # Nothing to swap (yet): the data is still committed, so a later sentinel
                 # change or refresh applies it.
-                return Candidate(None, frozenset(), frozenset(), prepared)
+                return Candidate(None, frozenset(), frozenset(), prepared, dotted)
         snapshot = Snapshot(
             built.root,
             FoldedIndex(built.flat) if self.fold_case else built.flat,
@@ -147,7 +161,7 @@ class Pipeline:
             secret_matcher=self.secret,
         )
         self.check_models(snapshot)
-        return Candidate(snapshot, built.keys, flag_keys, prepared)
+        return Candidate(snapshot, built.keys, flag_keys, prepared, dotted)
 
     def commit(self, updates: Mapping[int, Payload], candidate: Candidate) -> None:
         """Make ``updates`` the sources' current versions (the candidate was accepted)."""
@@ -157,6 +171,7 @@ class Pipeline:
             state.layer = candidate.prepared[i]
             state.flags = payload.flags
             state.token = payload.token
+        self._dotted.update(candidate.dotted)
 
     def check_models(self, snapshot: Snapshot) -> None:
         """``load(models=...)`` against ``snapshot``; whatever a model raises is a rejection."""
@@ -197,6 +212,29 @@ class Pipeline:
         return snapshot
 
     # ------------------------------------------------------------------ steps
+
+    def _spelled_twice(
+        self, dotted: Mapping[int, tuple[tuple[str, ...], ...]], root: Mapping[str, Any]
+    ) -> None:
+        """A ``ParseError`` if one dotted path is spelled two ways in the merged tree: a key
+        that holds a dot (``{"a.b": 1}``) and nested keys (``{"a": {"b": 2}}``), which would
+        make ``config["a.b"]`` depend on the order things were merged in."""
+        spellings: dict[str, tuple[str, ...]] = {}
+        for i, paths in dotted.items():
+            for path in paths:
+                if lookup(root, path) is MISSING:
+                    continue  # overridden or deleted by another layer
+                dotted_path = ".".join(path)
+                nested = tuple(dotted_path.split("."))
+                other = nested if lookup(root, nested) is not MISSING else None
+                if other is None:
+                    other = spellings.setdefault(dotted_path, path)
+                if other != path:
+                    raise ParseError(
+                        self._names[i],
+                        f"the key {dotted_path!r} is spelled two ways: "
+                        f"{_spelling(path)} and {_spelling(other)}; rename one",
+                    )
 
     def uses_sections(self, source: Source) -> bool:
         """Whether ``source``'s data is split into environment sections."""
@@ -288,3 +326,39 @@ def rejection(exc: BaseException) -> ConfigError:
     error = ValidationError(f"candidate rejected by validate=: {type(exc).__name__}")
     error.__cause__ = exc
     return error
+
+
+def _dotted_keys(data: Mapping[str, Any], source: str) -> tuple[tuple[str, ...], ...]:
+    """The key paths in ``data`` whose last key holds a dot; a ``ParseError`` for an empty key
+    (it would make a dotted path such as ``"a."`` that no read can tell apart). Mappings
+    inside lists are not in the dotted index, so they are not looked at."""
+    found: list[tuple[str, ...]] = []
+    stack: list[tuple[Mapping[str, Any], tuple[str, ...]]] = [(data, ())]
+    while stack:
+        node, path = stack.pop()
+        try:
+            suspect = "." in "".join(node) or "" in node  # one C-level pass over the keys
+        except TypeError:  # a key that is not a str (a Static source's int, say)
+            suspect = True
+        if suspect:
+            for key in node:
+                if type(key) is str and (not key or "." in key):
+                    if not key:
+                        where = repr(".".join(path)) if path else "the top level"
+                        raise ParseError(source, f"an empty key at {where}")
+                    found.append((*path, key))
+        if _PLAIN.issuperset(map(type, node.values())):
+            continue  # only scalars and lists here (checked at C speed): nothing to descend
+        for key, value in node.items():
+            kind = type(value)
+            if kind is dict or (kind not in _PLAIN and isinstance(value, Mapping)):
+                stack.append((value, (*path, key)))
+    return tuple(found)
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None), list, tuple})
+
+
+def _spelling(path: tuple[str, ...]) -> str:
+    """``("a.b",)`` -> ``'a.b'``; ``("a", "b")`` -> ``'a' > 'b'``: how a path is keyed."""
+    return " > ".join(repr(key) for key in path)

@@ -32,7 +32,7 @@ from aioconfig._limits import MAX_DEPTH, MIN_VALUES
 from aioconfig.sources import Env, File, Http, Static
 from aioconfig.sources._formats import parse
 from aioconfig.sources._http import MAX_RETRY_AFTER, retry_after
-from aioconfig.testing import FakeClock
+from aioconfig.testing import FakeClock, MutableSource
 
 pytestmark = pytest.mark.anyio
 
@@ -413,3 +413,43 @@ async def test_the_background_waits_as_long_as_the_server_asks() -> None:
             assert overloaded.requests == 1
     finally:
         await server.close()
+
+
+# ---------------------------------------------------------------- ambiguous and empty keys
+
+
+async def test_one_key_spelled_two_ways_in_one_source_is_refused() -> None:
+    with pytest.raises(InitialLoadError) as info:
+        await load(Static({"a.b": 1, "a": {"b": 2}}))
+    (error,) = info.value.errors
+    assert isinstance(error, ParseError)
+    assert str(error) == (
+        "static: the key 'a.b' is spelled two ways: 'a.b' and 'a' > 'b'; rename one"
+    )
+
+
+async def test_one_key_spelled_two_ways_across_sources_is_refused_on_refresh() -> None:
+    nested = MutableSource({"a": {"c": 1}}, name="nested")
+    flat = MutableSource({"x": 1}, name="flat")
+    async with load(nested, flat, mode="manual") as config:
+        flat.set({"a.c": 2})
+        result = await config.refresh(force=True)
+        assert str(result.error) == (
+            "flat: the key 'a.c' is spelled two ways: 'a.c' and 'a' > 'c'; rename one"
+        )
+        assert config["a.c"] == 1 and config.version == 1  # the last good stays, unchanged
+        nested.set({"b": 1})  # the nested spelling goes: the dotted key is alone now
+        assert (await config.refresh(force=True)).error is None
+        assert config["a.c"] == 2 and "a" not in config
+
+
+async def test_a_key_holding_a_dot_is_read_by_its_dotted_path() -> None:
+    async with load(Static({"app.name": "shop", "db": {"pool.size": 5}}), mode="manual") as config:
+        assert config["app.name"] == "shop" and config["db.pool.size"] == 5
+        assert config.snapshot.to_dict() == {"app.name": "shop", "db": {"pool.size": 5}}
+
+
+@pytest.mark.parametrize("data", [{"": 1}, {"a": {"": 1}}])
+async def test_an_empty_key_is_refused(data: dict[str, object]) -> None:
+    with pytest.raises(InitialLoadError, match="static: an empty key at"):
+        await load(Static(data))

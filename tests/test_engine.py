@@ -18,7 +18,7 @@ import anyio
 import anyio.lowlevel
 import orjson
 import pytest
-from helpers import until
+from http_helpers import wait_until
 
 from aioconfig import (
     ChangeEvent,
@@ -125,7 +125,7 @@ async def test_aclose_inside_a_callback_under_async_with() -> None:
             await config.refresh(force=True)
             with pytest.raises(ClosedError):
                 config.get("n")
-            await until(lambda: source.closed)  # the shutdown the callback scheduled
+            await wait_until(lambda: source.closed)  # the shutdown the callback scheduled
 
 
 async def test_aclose_inside_a_callback_under_await_load() -> None:
@@ -250,7 +250,9 @@ async def test_callbacks_and_cache_writes_follow_version_order(tmp_path: Path) -
             first.set({"a": n})
             second.set({"b": n})
             await anyio.lowlevel.checkpoint()
-        await until(lambda: (config["a"], config["b"], len(seen)) == (5, 5, config.version - 1))
+        await wait_until(
+            lambda: (config["a"], config["b"], len(seen)) == (5, 5, config.version - 1)
+        )
         final = config.version
     assert not overlapped
     assert seen == [(v, v + 1) for v in range(1, final)]

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
-from helpers import until
+from http_helpers import serve, wait_until
 
 from aioconfig import (
     FileCache,
@@ -69,11 +68,7 @@ async def test_a_bomb_served_over_http_keeps_the_last_good_configuration() -> No
     async def handler(request: web.Request) -> web.Response:
         return web.Response(text=body["text"], content_type="application/yaml")
 
-    app = web.Application()
-    app.router.add_get("/app.yaml", handler)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server(access_log=None)
-    try:
+    async with serve(("/app.yaml", handler)) as server:
         url = str(server.make_url("/app.yaml"))
         async with load(Http(url), mode="manual") as config:
             body["text"] = alias_bomb()
@@ -81,8 +76,6 @@ async def test_a_bomb_served_over_http_keeps_the_last_good_configuration() -> No
             assert isinstance(result.error, ParseError)
             assert "expands to more than" in str(result.error)
             assert config["a"] == 1 and config.version == 1
-    finally:
-        await server.close()
 
 
 # ---------------------------------------------------------------- depth
@@ -177,15 +170,9 @@ async def test_a_big_http_body_is_parsed_off_the_loop_and_served() -> None:
     async def handler(request: web.Request) -> web.Response:
         return web.Response(text=text, content_type="application/json")
 
-    app = web.Application()
-    app.router.add_get("/big.json", handler)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server(access_log=None)
-    try:
+    async with serve(("/big.json", handler)) as server:
         async with load(Http(str(server.make_url("/big.json"))), mode="manual") as config:
             assert config["k49999"] == 49999
-    finally:
-        await server.close()
 
 
 # ---------------------------------------------------------------- remote servers
@@ -207,19 +194,13 @@ async def test_a_304_with_another_etag_never_pins_stale_content() -> None:
             text=state["body"], content_type="application/json", headers={"ETag": state["etag"]}
         )
 
-    app = web.Application()
-    app.router.add_get("/app.json", handler)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server(access_log=None)
-    try:
+    async with serve(("/app.json", handler)) as server:
         async with load(Http(str(server.make_url("/app.json"))), mode="manual") as config:
             state.update(body='{"v": 2}', etag='"v2"')
             lies[:] = [True]
             assert not (await config.refresh(force=True)).changed  # the lying 304
             assert (await config.refresh(force=True)).changed  # asked again with "v1": 200
             assert config["v"] == 2
-    finally:
-        await server.close()
 
 
 async def test_temporary_files_of_crashed_cache_writes_are_swept(tmp_path: Path) -> None:
@@ -254,13 +235,13 @@ async def test_an_unchanged_broken_file_is_reported_once_and_its_recovery_once(
         broken.write_text('{"a": ')
         os.replace(broken, path)  # at once: a poll never reads a half-written file
         with caplog.at_level(logging.INFO, logger="aioconfig"):
-            await until(lambda: config.statistics().consecutive_failures >= 5)
+            await wait_until(lambda: config.statistics().consecutive_failures >= 5)
             assert len(errors) == 1 and isinstance(errors[0], ParseError)
             assert config.statistics().errors == 1 and config["a"] == 1
             fixed = tmp_path / "fixed.json"
             fixed.write_text('{"a": 2}')
             os.replace(fixed, path)
-            await until(lambda: config["a"] == 2)
+            await wait_until(lambda: config["a"] == 2)
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1
         recovered = [r.getMessage() for r in caplog.records if "succeeded again" in r.getMessage()]
@@ -374,30 +355,20 @@ class Overloaded:
 @pytest.mark.slow
 async def test_start_up_waits_as_long_as_the_server_asks() -> None:
     overloaded = Overloaded("1")
-    app = web.Application()
-    app.router.add_get("/app.json", overloaded.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server(access_log=None)
-    try:
+    async with serve(("/app.json", overloaded.handle)) as server:
         async with load(Http(str(server.make_url("/app.json"))), max_init_wait=5) as config:
             assert config["a"] == 1
         # Without Retry-After the start-up backoff (a quarter second, doubling) would have
         # asked about four times in that second.
         assert overloaded.requests == 2
-    finally:
-        await server.close()
 
 
 async def test_the_background_waits_as_long_as_the_server_asks() -> None:
     overloaded = Overloaded("120")
     overloaded.busy = False
-    app = web.Application()
-    app.router.add_get("/app.json", overloaded.handle)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server(access_log=None)
     clock = FakeClock()
     errors: list[Exception] = []
-    try:
+    async with serve(("/app.json", overloaded.handle)) as server:
         async with load(
             Http(str(server.make_url("/app.json"))),
             refresh_interval=30,
@@ -406,13 +377,11 @@ async def test_the_background_waits_as_long_as_the_server_asks() -> None:
         ) as config:
             overloaded.busy, overloaded.requests = True, 0
             await clock.advance(30)
-            await until(lambda: bool(errors))
+            await wait_until(lambda: bool(errors))
             assert str(errors[0]).endswith("HTTP 503 Service Unavailable (Retry-After: 120s)")
-            await until(lambda: clock.sleeps[-1] >= 120)  # not the backoff's second or two
+            await wait_until(lambda: clock.sleeps[-1] >= 120)  # not the backoff's second or two
             assert await config.refresh() == RefreshResult(snapshot=config.snapshot)  # not due
             assert overloaded.requests == 1
-    finally:
-        await server.close()
 
 
 # ---------------------------------------------------------------- ambiguous and empty keys

@@ -16,7 +16,7 @@ import anyio
 import orjson
 import pytest
 from etcd_server import EtcdClient, EtcdCluster, etcd_binary
-from helpers import until
+from http_helpers import wait_until
 
 from aioconfig import (
     ChangeEvent,
@@ -385,9 +385,9 @@ async def test_a_poll_and_the_watch_that_race_end_on_the_newest_revision(
                     await range_read.wait()
                 await anyio.sleep(0.05)
                 hold.set()
-            await until(lambda: config["x"] == 2)
+            await wait_until(lambda: config["x"] == 2)
             await writer.put(f"{prefix}x", "9")  # and the watch goes on from there
-            await until(lambda: config["x"] == 9)
+            await wait_until(lambda: config["x"] == 9)
 
 
 async def test_a_bad_value_is_reported_and_the_watch_goes_on(

@@ -6,7 +6,7 @@ import base64
 import logging
 import socket
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Hashable
 from contextlib import aclosing, asynccontextmanager
 from typing import Any
 
@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from anyio.abc import SocketAttribute
-from http_helpers import open_connections, wait_until
+from http_helpers import Handler, open_connections, serve, wait_until
 from multidict import CIMultiDict
 
 from aioconfig import InitialLoadError, load
@@ -28,31 +28,7 @@ from aioconfig.sources._http import Http
 
 pytestmark = pytest.mark.anyio
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SECRET = "hunter2-s3cr3t"
-
-
-@asynccontextmanager
-async def serve(*routes: tuple[str, Handler]) -> AsyncIterator[TestServer]:
-    """A real server on a free loopback port, closed on exit. No access log: it quotes URLs."""
-    app = web.Application()
-    for path, handler in routes:
-        app.router.add_route("GET", path, _coroutine(handler))
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server(access_log=None)
-    try:
-        yield server
-    finally:
-        await server.close()
-
-
-def _coroutine(handler: Handler) -> Handler:
-    """aiohttp wants a coroutine function, not an object with an async ``__call__``."""
-
-    async def call(request: web.Request) -> web.StreamResponse:
-        return await handler(request)
-
-    return call
 
 
 class Doc:

@@ -9,10 +9,12 @@ A cache is anything with ``async get(key) -> bytes | None`` and ``async set(key,
 are an envelope of aioconfig's own (JSON: format marker, key, sources, version, time, data),
 so a corrupt, truncated or foreign entry is recognised and ignored with a warning.
 
-Secrets: keys the Config counts as secret (by default those whose last segment matches
-``*password*``, ``*secret*``, ``*token*`` or ends in ``key``; see ``load(secret_patterns=)``)
-are left out of the entry, their names listed, unless the cache says ``store_secrets = True``.
-A Config started from such an entry lacks those keys until the sources answer.
+Secrets: what the Config counts as secret (``Snapshot.is_secret``: keys named like secrets,
+``db.password`` but not ``token_ttl``, see ``aioconfig._secrets``; values given as ``Secret``;
+values ``@format`` built from secrets), inside lists of mappings too (``servers[0].password``),
+and every value holding a URL's credentials (``postgres://u:pw@h/db``), are left out of the
+entry, their names listed, unless the cache says ``store_secrets = True``. A Config started
+from such an entry lacks those keys until the sources answer.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import anyio.to_thread
 
-from ._secrets import DEFAULT_SECRET_MATCHER
+from ._secrets import DEFAULT_SECRET_MATCHER, has_credentials
 
 __all__ = ("Cache", "CacheEntry", "FileCache", "cache_key", "decode", "encode")
 
@@ -246,13 +248,44 @@ def decode(raw: bytes, *, key: str, where: str) -> CacheEntry | None:
 def _strip_secrets(
     node: dict[str, Any], prefix: str, omitted: list[str], is_secret: Callable[[str], bool]
 ) -> None:
+    """Remove the secrets from ``node`` (at dotted ``prefix``), listing where they were."""
+    _strip(node, prefix, prefix, omitted, is_secret)
+
+
+def _strip(
+    node: dict[str, Any],
+    prefix: str,
+    shown: str,
+    omitted: list[str],
+    is_secret: Callable[[str], bool],
+) -> None:
+    # ``prefix`` is the dotted path is_secret is asked about (items of a list take the list's
+    # path, as masking does); ``shown`` is where it is, for the omitted list: "servers[0].".
     for name in list(node):
-        path = prefix + name
+        path, here, value = prefix + name, shown + name, node[name]
         if is_secret(path):
             del node[name]
-            omitted.append(path)
-        elif isinstance(node[name], dict):
-            _strip_secrets(node[name], path + ".", omitted, is_secret)
+            omitted.append(here)
+        elif isinstance(value, dict):
+            _strip(value, path + ".", here + ".", omitted, is_secret)
+        elif isinstance(value, list):
+            _strip_items(value, path, here, omitted, is_secret)
+            if has_credentials(value):  # a URL with credentials in a plain item
+                del node[name]
+                omitted.append(here)
+        elif has_credentials(value):
+            del node[name]
+            omitted.append(here)
+
+
+def _strip_items(
+    items: list[Any], path: str, shown: str, omitted: list[str], is_secret: Callable[[str], bool]
+) -> None:
+    for index, item in enumerate(items):
+        if isinstance(item, dict):
+            _strip(item, path + ".", f"{shown}[{index}].", omitted, is_secret)
+        elif isinstance(item, list):
+            _strip_items(item, path, f"{shown}[{index}]", omitted, is_secret)
 
 
 def _jsonable(value: Any) -> Any:

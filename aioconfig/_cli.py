@@ -541,8 +541,10 @@ def _describe(exc: BaseException, *, debug: bool) -> tuple[int, str]:
         return USAGE, f"{exc.filename}: {exc.strerror or exc}"
     if isinstance(exc, ValueError):
         return USAGE, str(exc)
-    hint = "" if debug else " (--debug shows the traceback)"
-    return USAGE, f"{type(exc).__name__}: {exc}{hint}"
+    if debug:  # the traceback above says it all
+        return USAGE, f"{type(exc).__name__}: {exc}"
+    # By type only: an unexpected exception's text may quote anything, secrets included.
+    return USAGE, f"{type(exc).__name__} (--debug shows the traceback)"
 
 
 def _after_broken_pipe() -> int:
@@ -601,7 +603,11 @@ def _event_lines(event: ChangeEvent, *, reveal: bool, colour: bool) -> list[str]
         return old.is_secret(key) or new.is_secret(key)
 
     def shown(snapshot: Snapshot, key: str) -> str:
-        value = snapshot[key] if reveal else masked(snapshot[key], secret, key)
+        value = (
+            masked(snapshot[key], _never, key, urls=False)
+            if reveal
+            else masked(snapshot[key], secret, key)
+        )
         return MASK if value is MASK else _json(value, pretty=False)
 
     lines = []
@@ -627,7 +633,9 @@ def _event_lines(event: ChangeEvent, *, reveal: bool, colour: bool) -> list[str]
 
 def _masked(snapshot: Snapshot, value: Any, key: str, *, reveal: bool) -> Any:
     """``value`` (at ``key``) as plain dicts and lists; its secrets masked unless ``reveal``."""
-    return masked(value, _never if reveal else snapshot.is_secret, key)
+    if reveal:
+        return masked(value, _never, key, urls=False)
+    return masked(value, snapshot.is_secret, key)
 
 
 def _never(key: str) -> bool:

@@ -15,7 +15,9 @@ Pure code, no I/O. Each payload is prepared once, when it arrives, never per rea
   and ``"@del"`` removes the key the earlier sources set;
 * **interpolation**: ``"@format {db.host}:{db.port}"`` is filled in from the finished
   configuration (see ``interpolate``), optionally cast: ``"@int @format {base}0"``;
-* **secrets**: a ``Secret(...)`` value is unwrapped and its key remembered as secret.
+* **secrets**: a ``Secret(...)`` value is unwrapped and its key remembered as secret; what
+  ``@format`` builds from a secret is a secret too (``Snapshot.is_secret``), and a failed cast
+  shows a converter's message only for the built-in converters, whose text is fixed.
 
 A string that starts with ``@`` but no known token (``"@handle"``) is left alone. Nothing here
 ever runs code from configuration: JSON is parsed with orjson, never ``eval``.
@@ -353,12 +355,19 @@ class _Walk:
         except Exception as exc:
             key = ".".join(path)
             secret = self.secret(key)
-            # A converter's own message may quote the value: only for keys that are no secret.
-            problem = str(exc) if isinstance(exc, ValueError) and not secret else type(exc).__name__
+            # Only a built-in converter's message is shown (it never quotes the value); a user's
+            # may quote anything, so it is shown by type.
+            problem = _problem(exc, self.table[name]) if not secret else type(exc).__name__
             where = self.describe(path) if self.describe is not None else None
             place = f"{key} ({where})" if where else key
             value = shown(key, text.strip(), self.secret)
             raise ParseError(self.source, f"{place}: {name} {value} failed: {problem}") from None
+
+
+def _problem(exc: Exception, converter: Converter) -> str:
+    """What a failed cast says: a built-in converter's message (fixed text), else the type."""
+    builtin = any(converter is known for known in _BUILTIN.values())
+    return str(exc) if builtin and isinstance(exc, ValueError) else type(exc).__name__
 
 
 def resolve_tokens(layers: Sequence[Layer]) -> list[Mapping[str, Any]]:
@@ -476,7 +485,8 @@ def interpolate(
             try:
                 result = table[spec.cast](text)
             except Exception as exc:
-                problem = str(exc) if isinstance(exc, ValueError) else type(exc).__name__
+                # The text was filled in, maybe from a secret: a user's message is not shown.
+                problem = _problem(exc, table[spec.cast])
                 raise ParseError(spec.source, f"{key}: {spec.cast} failed: {problem}") from None
         done[key] = result
         return result

@@ -14,7 +14,7 @@ from ._history import HistoryEntry
 from ._layers import MISSING, lookup, section_of
 from ._merge import thaw
 from ._pipeline import Pipeline
-from ._secrets import MASK
+from ._secrets import mask_urls, masked
 from ._snapshot import Snapshot
 
 __all__ = ("Provenance",)
@@ -51,11 +51,13 @@ class Provenance:
         current = snapshot._flat.get(key, _UNSET)
 
         def shown(value: Any) -> Any:
-            return MASK if secret else thaw(value)
+            # Secrets inside the value are masked too: a section's password, the password in
+            # servers = [{password = ...}], a URL's credentials.
+            return thaw(value) if reveal else masked(value, snapshot.is_secret, key)
 
         how = snapshot._derived.get(key)
         if how is not None and current is not _UNSET:
-            origin = how if not how.startswith("@format") or not secret else "@format"
+            origin = mask_urls(how) if not how.startswith("@format") or not secret else "@format"
             kind = "validators" if how == "validators" else "@format"
             entries.append(HistoryEntry(key, shown(current), kind, kind, origin, version, True))
         for state in reversed(pipeline.states):

@@ -1,32 +1,62 @@
-"""Which keys hold secrets, and how a value is shown in a message without giving one away.
+"""Which values are secret, and how a value is shown without giving one away.
 
-Pure: no I/O. Validation messages show the offending value so a human can fix it; these helpers
-make sure that value is masked when its key looks secret (``db.password``, ``api_key``) or when
-it was wrapped on purpose in :class:`Secret`, including secrets nested in a shown mapping.
+Pure: no I/O. Secrecy is decided where values are *shown* (messages, history, the command
+line, the cache file), never where they are read: ``config.get`` stays one dict lookup.
+
+A value is secret when
+
+* it was given as :class:`Secret`, or lies under a key given so;
+* its key, or a section above it, is named like a secret (the **word rule**, below, or the
+  fnmatch patterns given as ``load(secret_patterns=...)``, which replace the rule);
+* it was built by ``@format`` from a secret (``"postgres://app:{db.password}@{db.host}/app"``):
+  see :func:`tainted`.
+
+Whatever the key, a URL's credentials are masked in every shown string:
+``postgres://app:hunter2@db/app`` shows as ``postgres://app:**********@db/app`` (a userinfo
+without a password, ``https://ghp_x@host``, shows as ``https://**********@host``).
+
+The word rule looks at the last dotted segment only, split into lower-case words at ``_``,
+``-``, ``.``, spaces and case changes (``dbPassword`` -> ``db password``, ``APIKey`` ->
+``api key``). Qualifiers at the end (``value``, ``b64``, ``hex``, ``old``, ``new``,
+``primary``, ``v2``, ..., and numbers) are dropped, and so are a word's trailing digits
+(``password2``).
+The key is secret when the word left last, the name's head noun,
+
+* ends in ``password``, ``passwd``, ``passphrase``, ``secret``, ``token``, ``credential``
+  (or their plurals), ``apikey``, ``privatekey``, ``secretkey`` or ``accesskey``
+  (``db_password``, ``client_secret``, ``auth_token``, ``APIKEY``, ``credentials``); or
+* is ``pwd`` or ``creds``; or
+* is ``key`` alone or after ``api``, ``private``, ``secret``, ``access``, ``signing``,
+  ``encryption``, ``master``, ``hmac``, ``jwt``, ``sdk``, ``license`` or ``app``
+  (``api_key``, ``AWS_SECRET_ACCESS_KEY``, ``private_key``, ``stripe.key``).
+
+So ``token_ttl`` (a ttl), ``password_file`` (a path), ``keyboard_layout``, ``monkey``,
+``key_count``, ``public_key``, ``cache_key`` and ``password.hint`` are not secrets.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
+import string
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
 __all__ = (
     "DEFAULT_SECRET_MATCHER",
-    "DEFAULT_SECRET_PATTERNS",
     "MASK",
     "Secret",
     "SecretMatcher",
+    "has_credentials",
+    "is_secret_name",
     "mask",
+    "mask_urls",
     "masked",
     "shown",
+    "tainted",
 )
 
 _T = TypeVar("_T")
-
-#: fnmatch patterns matched, case-insensitively, against the last dotted segment of a key.
-DEFAULT_SECRET_PATTERNS: tuple[str, ...] = ("*password*", "*secret*", "*token*", "*key")
 
 #: The shown form of every secret: fixed width, so not even the length leaks.
 MASK = "**********"
@@ -34,26 +64,75 @@ MASK = "**********"
 _SHOWN_LIMIT = 80
 _CACHE_LIMIT = 4096
 
+# -- the word rule -------------------------------------------------------------------------
+
+_WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+[0-9]*|[A-Z]+[0-9]*|[0-9]+")
+_DIGITS = "0123456789"
+#: A head word ending in one of these names a secret.
+_SECRET_ENDINGS = (
+    "password",
+    "passwords",
+    "passwd",
+    "passphrase",
+    "secret",
+    "secrets",
+    "token",
+    "tokens",
+    "credential",
+    "credentials",
+    "apikey",
+    "privatekey",
+    "secretkey",
+    "accesskey",
+)
+_SECRET_WORDS = frozenset({"pwd", "creds"})
+#: ``key`` is a secret alone or after one of these.
+_KEY_KINDS = frozenset(
+    {"api", "private", "secret", "access", "signing", "encryption", "master", "hmac", "jwt",
+     "sdk", "license", "app"}
+)  # fmt: skip
+#: Words that qualify the head noun without changing what it is (``api_key_b64``).
+_QUALIFIERS = frozenset(
+    {"", "value", "values", "b64", "base64", "hex", "raw", "plain", "plaintext", "text", "str",
+     "string", "bytes", "pem", "der", "old", "new", "current", "previous", "prev", "next",
+     "primary", "secondary", "backup", "v"}
+)  # fmt: skip
+
+
+def is_secret_name(name: str) -> bool:
+    """The word rule (module docstring) for one key segment: ``api_key`` yes, ``token_ttl`` no."""
+    words = [word.lower() for word in _WORDS.findall(name)]
+    while words and (words[-1] in _QUALIFIERS or words[-1].rstrip(_DIGITS) in _QUALIFIERS):
+        words.pop()  # "api_key_b64", "token_v2", "password_2": the head comes before
+    if not words:
+        return False
+    head = words[-1].rstrip(_DIGITS)  # "password2"
+    if head.endswith(_SECRET_ENDINGS) or head in _SECRET_WORDS:
+        return True
+    return head == "key" and (len(words) == 1 or words[-2] in _KEY_KINDS)
+
 
 class SecretMatcher:
     """Says whether a dotted key names a secret, by its last segment.
 
-    ``SecretMatcher()("db.password")`` is True; ``SecretMatcher()("keyboard")`` is False.
-    The patterns are compiled once into one regex and answers are cached per key, because the
+    ``SecretMatcher()`` applies the word rule (module docstring): ``SecretMatcher()("db.password")``
+    is True, ``SecretMatcher()("token_ttl")`` False. ``SecretMatcher(["dsn", "*cred*"])`` uses
+    those fnmatch patterns (case-insensitive) instead. Answers are cached per key, because the
     same few hundred keys are asked about on every refresh.
     """
 
     __slots__ = ("_cache", "_regex", "patterns")
 
-    def __init__(self, patterns: Iterable[str] = DEFAULT_SECRET_PATTERNS) -> None:
-        self.patterns = tuple(patterns)
-        for pattern in self.patterns:
-            if not isinstance(pattern, str):
-                raise TypeError(f"secret patterns must be strings, got {pattern!r}")
+    def __init__(self, patterns: Iterable[str] | None = None) -> None:
+        self.patterns = None if patterns is None else tuple(patterns)
         self._regex: re.Pattern[str] | None = None
-        if self.patterns:
-            alternatives = "|".join(f"(?:{fnmatch.translate(p)})" for p in self.patterns)
-            self._regex = re.compile(alternatives, re.IGNORECASE)
+        if self.patterns is not None:
+            for pattern in self.patterns:
+                if not isinstance(pattern, str):
+                    raise TypeError(f"secret patterns must be strings, got {pattern!r}")
+            if self.patterns:
+                alternatives = "|".join(f"(?:{fnmatch.translate(p)})" for p in self.patterns)
+                self._regex = re.compile(alternatives, re.IGNORECASE)
         self._cache: dict[str, bool] = {}
 
     def __call__(self, key: str) -> bool:
@@ -61,18 +140,108 @@ class SecretMatcher:
             return self._cache[key]
         except KeyError:
             pass
-        regex = self._regex
-        answer = regex is not None and regex.match(key.rpartition(".")[2]) is not None
+        last = key.rpartition(".")[2]
+        if self.patterns is None:
+            answer = is_secret_name(last)
+        else:
+            regex = self._regex
+            answer = regex is not None and regex.match(last) is not None
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()  # bounded; recomputing an answer costs one short regex match
         self._cache[key] = answer
         return answer
 
     def __repr__(self) -> str:
+        if self.patterns is None:
+            return "SecretMatcher()"
         return f"SecretMatcher({self.patterns!r})"
 
 
-#: The matcher used when none is given.
+# -- credentials in URLs -------------------------------------------------------------------
+
+# scheme://user:password@ or scheme://token@; the password may hold an unescaped "@": the
+# authority ends at the last "@" before the path.
+_URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)(?:([^/?#@\s:]*):)?([^/?#\s]*)@")
+
+
+def _mask_userinfo(match: re.Match[str]) -> str:
+    scheme, user, password = match.group(1, 2, 3)
+    if user is None:
+        return f"{scheme}{MASK}@" if password else match.group(0)
+    return f"{scheme}{user}:{MASK}@"
+
+
+def mask_urls(text: str) -> str:
+    """``text`` with the credentials of every URL in it masked."""
+    if "://" not in text:
+        return text
+    return _URL_USERINFO.sub(_mask_userinfo, text)
+
+
+def has_credentials(value: object) -> bool:
+    """Whether ``value`` (a string, or strings in lists and mappings) holds a URL's credentials."""
+    if isinstance(value, str):
+        return "://" in value and mask_urls(value) != value
+    if isinstance(value, Mapping):
+        return any(has_credentials(item) for item in value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(has_credentials(item) for item in value)
+    return False
+
+
+# -- values built from secrets -------------------------------------------------------------
+
+
+def tainted(
+    derived: Mapping[str, str], flat: Mapping[str, Any], is_secret: Callable[[str], bool]
+) -> frozenset[str]:
+    """The ``@format`` keys in ``derived`` (key -> ``"@format <template>"``) built from a secret.
+
+    A template is tainted when it refers to a secret key, to a section holding one, or to
+    another tainted template.
+    """
+    templates: dict[str, list[str]] = {}
+    for key, how in derived.items():
+        if how.startswith("@format "):
+            templates[key] = _references(how[len("@format ") :])
+    found: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for key, references in templates.items():
+            if key not in found and any(
+                ref in found or _secret_reference(ref, flat, is_secret) for ref in references
+            ):
+                found.add(key)
+                changed = True
+    return frozenset(found)
+
+
+def _references(template: str) -> list[str]:
+    try:
+        return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    except ValueError:
+        return []
+
+
+def _secret_reference(key: str, flat: Mapping[str, Any], is_secret: Callable[[str], bool]) -> bool:
+    return is_secret(key) or _holds_secret(flat.get(key), is_secret, key)
+
+
+def _holds_secret(value: Any, is_secret: Callable[[str], bool], key: str) -> bool:
+    if isinstance(value, Secret):
+        return True
+    if isinstance(value, Mapping):
+        return any(
+            is_secret(path := f"{key}.{name}") or _holds_secret(item, is_secret, path)
+            for name, item in value.items()
+        )
+    if isinstance(value, (list, tuple)):
+        return any(_holds_secret(item, is_secret, key) for item in value)
+    return False
+
+
+#: The matcher used when none is given: the word rule.
 DEFAULT_SECRET_MATCHER = SecretMatcher()
 
 
@@ -173,30 +342,39 @@ def _tokens(value: Any, matcher: Callable[[str], bool]) -> Iterator[str]:
                 yield ", "
             yield from _tokens(item, matcher)
         yield closing
+    elif isinstance(value, str):
+        yield repr(mask_urls(value))
     else:
         yield repr(value)
 
 
 def masked(
-    value: Any, is_secret: Callable[[str], bool] = DEFAULT_SECRET_MATCHER, key: str = ""
+    value: Any,
+    is_secret: Callable[[str], bool] = DEFAULT_SECRET_MATCHER,
+    key: str = "",
+    *,
+    urls: bool = True,
 ) -> Any:
     """``value`` as plain dicts and lists, with every secret in it replaced by ``MASK``.
 
     ``key`` is the dotted path of ``value`` itself (``""`` for a whole configuration). An entry
     is secret when ``is_secret`` says so of its dotted path (``Snapshot.is_secret`` knows the
-    keys given as ``Secret``) or when it is a ``Secret``. Items of a list take the list's path,
-    so the password in ``servers = [{password = ...}]`` is masked too.
+    keys given as ``Secret`` and the values built from secrets) or when it is a ``Secret``.
+    Items of a list take the list's path, so the password in ``servers = [{password = ...}]``
+    is masked too. With ``urls`` (the default), the credentials of URLs in strings are masked.
 
-    >>> masked({"db": {"host": "h", "password": "p"}})
-    {'db': {'host': 'h', 'password': '**********'}}
+    >>> masked({"db": {"host": "h", "password": "p", "url": "redis://u:p@h"}})
+    {'db': {'host': 'h', 'password': '**********', 'url': 'redis://u:**********@h'}}
     """
     if isinstance(value, Secret) or (key and is_secret(key)):
         return MASK
+    if isinstance(value, str):
+        return mask_urls(value) if urls else value
     if isinstance(value, Mapping):
         return {
-            name: masked(item, is_secret, f"{key}.{name}" if key else str(name))
+            name: masked(item, is_secret, f"{key}.{name}" if key else str(name), urls=urls)
             for name, item in value.items()
         }
     if isinstance(value, (list, tuple)):
-        return [masked(item, is_secret, key) for item in value]
+        return [masked(item, is_secret, key, urls=urls) for item in value]
     return value

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from ._bind import build
 from ._exceptions import KeyNotFound
 from ._merge import thaw
-from ._secrets import DEFAULT_SECRET_MATCHER
+from ._secrets import DEFAULT_SECRET_MATCHER, tainted
 from .flags._combine import EMPTY
 from .flags._evaluate import evaluate
 
@@ -63,6 +63,7 @@ class Snapshot(Mapping[str, Any]):
         "_flat",
         "_matcher",
         "_secret_keys",
+        "_tainted",
         "created_at",
         "default_user",
         "flags",
@@ -105,13 +106,38 @@ class Snapshot(Mapping[str, Any]):
         self._secret_keys = secret_keys  # given as Secret(...), whatever their names
         self._matcher = secret_matcher  # load(secret_patterns=...)
         self._derived: Mapping[str, str] = derived or {}  # set after the merge: how
+        self._tainted: frozenset[str] | None = None  # @format keys built from secrets, when asked
         self._bound: dict[type, Any] = {}  # model -> its instance for this snapshot (bind)
 
     def is_secret(self, key: str) -> bool:
-        """Whether ``key``'s value is masked where it is shown: its name matches the secret
-        patterns (by default ``*password*``, ``*secret*``, ``*token*``, ``*key``) or it was
-        given as ``Secret``."""
-        return key in self._secret_keys or self._matcher(key)
+        """Whether ``key``'s value is masked where it is shown.
+
+        It is when the key or a section above it was given as ``Secret`` or is named like a
+        secret (``aioconfig._secrets``: ``db.password``, ``api_key``, not ``token_ttl``), or
+        when its value was built by ``@format`` from a secret. Decided here, where values are
+        shown, so reading a value never pays for it.
+        """
+        if self._is_named_secret(key):
+            return True
+        if not self._derived:
+            return False
+        found = self._tainted
+        if found is None:
+            found = self._tainted = tainted(self._derived, self._flat, self._is_named_secret)
+        return key in found
+
+    def _is_named_secret(self, key: str) -> bool:
+        """Given as ``Secret`` or named like a secret: the key, or a section above it."""
+        given, matcher = self._secret_keys, self._matcher
+        if key in given or matcher(key):
+            return True
+        end = key.find(".")
+        while end != -1:  # "credentials" makes "credentials.user" secret
+            above = key[:end]
+            if above in given or matcher(above):
+                return True
+            end = key.find(".", end + 1)
+        return False
 
     def __getitem__(self, key: str) -> Any:
         try:

@@ -34,7 +34,7 @@ from types import MappingProxyType, UnionType
 from typing import Any, Union, get_args, get_origin
 
 from ._exceptions import ValidationError, ValidationFailure
-from ._secrets import DEFAULT_SECRET_MATCHER, MASK, Secret, shown
+from ._secrets import DEFAULT_SECRET_MATCHER, MASK, Secret, mask_urls, shown
 
 __all__ = (
     "AndValidator",
@@ -551,10 +551,15 @@ class Validator:
         return "<missing>" if value is _MISSING else shown(key, value, scope.secret)
 
     def _shown_argument(self, key: str, value: Any, operation: str, scope: _Scope) -> str:
-        # The expected value of a secret (`eq="hunter2"`) is as secret as the value itself.
-        if operation != "is_type_of" and (isinstance(value, Secret) or scope.secret(key)):
+        # The rule's own operand is shown (`must len_min 12`), except where it is (part of)
+        # the expected secret: `eq="hunter2"`, `startswith="sk_live_"` on a secret key, or
+        # an operand given as Secret.
+        argument = self.operations[operation]
+        if isinstance(argument, Secret) or _has_secret(argument):
             return MASK
-        return _op_text(self.operations[operation])
+        if operation in _CONTENT_OPERATIONS and (isinstance(value, Secret) or scope.secret(key)):
+            return MASK
+        return _op_text(argument)
 
     def _format(self, template: str, key: str, scope: _Scope, **fields: Any) -> str:
         if "value" in fields:
@@ -736,8 +741,20 @@ def _op_text(argument: Any) -> str:
         return argument.__name__
     if isinstance(argument, re.Pattern):
         return repr(argument.pattern)
-    text = repr(argument)
+    text = mask_urls(repr(argument))
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+#: Operations whose operand is (part of) a value, not its shape: masked on a secret key.
+_CONTENT_OPERATIONS = frozenset(
+    {"eq", "ne", "is_in", "is_not_in", "identity", "cont", "startswith", "endswith"}
+)
+
+
+def _has_secret(argument: Any) -> bool:
+    if isinstance(argument, (list, tuple, set, frozenset)):
+        return any(isinstance(item, Secret) for item in argument)
+    return False
 
 
 def _why(key: str, value: Any, exc: Exception, scope: _Scope) -> str:

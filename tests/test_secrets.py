@@ -8,12 +8,16 @@ from hypothesis import strategies as st
 
 from aioconfig._secrets import (
     DEFAULT_SECRET_MATCHER,
-    DEFAULT_SECRET_PATTERNS,
     MASK,
     Secret,
     SecretMatcher,
+    has_credentials,
+    is_secret_name,
     mask,
+    mask_urls,
+    masked,
     shown,
+    tainted,
 )
 
 
@@ -21,24 +25,69 @@ from aioconfig._secrets import (
     "key",
     [
         "db.password",
+        "token",
+        "api_token",
+        "auth_token",
+        "db_password",
+        "client_secret",
+        "private_key",
         "api_key",
+        "apikey",
+        "APIKEY",
+        "apiKey",
+        "APIKey",
+        "credentials",
+        "passwd",
+        "db_pwd",
         "AWS_SECRET_ACCESS_KEY",
         "auth.Token",
-        "x.y.MY_PASSWORD_FILE",
-        "client_secret",
-        "monkey",  # "*key" matches it: accepted, masking too much is the safe mistake
+        "dbPassword",
+        "password2",
+        "api_key_b64",
+        "refresh-token",
+        "stripe.key",
+        "sdk_key",
+        "access_tokens",
     ],
 )
-def test_default_patterns_match_secret_keys(key: str) -> None:
+def test_the_word_rule_finds_secrets(key: str) -> None:
     assert DEFAULT_SECRET_MATCHER(key)
-    assert SecretMatcher(DEFAULT_SECRET_PATTERNS)(key)
+    assert SecretMatcher()(key)
 
 
 @pytest.mark.parametrize(
-    "key", ["keyboard", "monkey_business", "keys", "db.host", "password.hint", "", "db."]
+    "key",
+    [
+        "token_ttl",
+        "tokenTtl",
+        "keyboard_layout",
+        "keyboard",
+        "monkey",
+        "monkey_business",
+        "key_count",
+        "keys",
+        "public_key",
+        "cache_key",
+        "partition_key",
+        "x.y.MY_PASSWORD_FILE",  # a path to the password, not the password
+        "password_min_length",
+        "db.host",
+        "password.hint",
+        "",
+        "db.",
+        "value",
+    ],
 )
-def test_default_patterns_leave_other_keys_alone(key: str) -> None:
+def test_the_word_rule_leaves_other_keys_alone(key: str) -> None:
     assert not DEFAULT_SECRET_MATCHER(key)
+
+
+def test_is_secret_name_splits_words() -> None:
+    assert is_secret_name("userPassword")
+    assert is_secret_name("user.password")  # a dot splits too, when given a whole name
+    assert not is_secret_name("")
+    assert not is_secret_name("_")
+    assert not is_secret_name("2")
 
 
 def test_only_the_last_segment_counts() -> None:
@@ -54,6 +103,8 @@ def test_custom_and_empty_patterns() -> None:
     assert not matcher("db.password")
     assert not SecretMatcher([])("password")
     assert repr(matcher) == "SecretMatcher(('dsn', 'cred?'))"
+    assert repr(SecretMatcher()) == "SecretMatcher()"
+    assert not matcher("token")  # patterns replace the word rule
 
 
 def test_patterns_must_be_strings() -> None:
@@ -138,3 +189,50 @@ def test_a_secret_never_shows(value: str, other: str) -> None:
     assert shown("svc.password", value) == MASK
     assert value not in shown("svc", {"other": other, "token": value})
     assert value not in shown("svc", [other, Secret(value)])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgres://u:hunter2@h/db", f"postgres://u:{MASK}@h/db"),
+        ("see redis://:pw@cache:6379/0 now", f"see redis://:{MASK}@cache:6379/0 now"),
+        ("https://ghp_tok@github.com/a/b", f"https://{MASK}@github.com/a/b"),
+        ("postgres://u:p@ss@h/db", f"postgres://u:{MASK}@h/db"),
+        ("http://h/path@x", "http://h/path@x"),
+        ("http://h:80/x?u=a@b", "http://h:80/x?u=a@b"),
+        ("mailto:a@b", "mailto:a@b"),
+        ("a://x:1@h b://y:2@i", f"a://x:{MASK}@h b://y:{MASK}@i"),
+    ],
+)
+def test_url_credentials_are_masked(text: str, expected: str) -> None:
+    assert mask_urls(text) == expected
+    assert has_credentials(text) is (text != expected)
+
+
+def test_masked_reaches_lists_of_mappings_and_urls() -> None:
+    data = {
+        "servers": [{"host": "a", "password": "p1"}, [{"token": "t1"}]],
+        "url": "amqp://u:pw@h",
+        "token_ttl": 60,
+    }
+    assert masked(data) == {
+        "servers": [{"host": "a", "password": MASK}, [{"token": MASK}]],
+        "url": f"amqp://u:{MASK}@h",
+        "token_ttl": 60,
+    }
+    assert masked(data, urls=False)["url"] == "amqp://u:pw@h"
+    assert "pw" not in shown("x", data)
+
+
+def test_values_built_from_secrets_are_tainted() -> None:
+    flat = {"db": {"password": "p", "host": "h"}, "db.password": "p", "db.host": "h"}
+    derived = {
+        "dsn": "@format x:{db.password}@{db.host}",
+        "again": "@format {dsn}!",
+        "whole": "@format {db}",
+        "plain": "@format {db.host}",
+        "checked": "validators",
+        "broken": "@format {",
+    }
+    found = tainted(derived, flat, DEFAULT_SECRET_MATCHER)
+    assert found == {"dsn", "again", "whole"}

@@ -35,7 +35,7 @@ import orjson
 
 from ._exceptions import ParseError
 from ._limits import check_shape
-from ._secrets import DEFAULT_SECRET_MATCHER, Secret, shown
+from ._secrets import DEFAULT_SECRET_MATCHER, MASK, Secret, shown
 
 __all__ = (
     "Converter",
@@ -354,13 +354,13 @@ class _Walk:
             return self.table[name](text)
         except Exception as exc:
             key = ".".join(path)
-            secret = self.secret(key)
+            secret = key in self.secrets or self.secret(key)  # Secret("@int ...") too
             # Only a built-in converter's message is shown (it never quotes the value); a user's
             # may quote anything, so it is shown by type.
             problem = _problem(exc, self.table[name]) if not secret else type(exc).__name__
             where = self.describe(path) if self.describe is not None else None
             place = f"{key} ({where})" if where else key
-            value = shown(key, text.strip(), self.secret)
+            value = MASK if secret else shown(key, text.strip(), self.secret)
             raise ParseError(self.source, f"{place}: {name} {value} failed: {problem}") from None
 
 

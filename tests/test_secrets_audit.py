@@ -1,0 +1,284 @@
+"""An audit: distinct secrets planted in every kind of source never come out of any channel.
+
+Each secret string is unique, so a leak names its source. Channels: DEBUG logs, reprs,
+exception text, ``RefreshResult``, ``statistics()``, change events, ``history()`` /
+``explain()``, the cache file, and every command of the command line (as subprocesses, with
+and without ``--debug``). Only ``reveal`` and ``store_secrets`` may show them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from aiohttp import web
+from http_helpers import serve
+
+from aioconfig import FileCache, Secret, Validator, load
+from aioconfig._config import Config
+from aioconfig._secrets import MASK
+from aioconfig.sources import Env, File, Http, Static
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 20.0
+
+# One distinct string per place it is planted.
+JSON_PASSWORD = "S3CR3T-json-password"
+JSON_LISTED = "S3CR3T-json-listed"
+JSON_URL = "S3CR3T-json-url"
+TOML_KEY = "S3CR3T-toml-apikey"
+TOML_LISTED = "S3CR3T-toml-listed"
+YAML_SECRET = "S3CR3T-yaml-client"
+DOTENV_PASSWORD = "S3CR3T-dotenv-smtp"
+INI_TOKEN = "S3CR3T-ini-token"
+ENV_PASSWORD = "S3CR3T-env-password"
+STATIC_WRAPPED = "S3CR3T-static-wrapped"
+HTTP_CREDENTIALS = "S3CR3T-http-credentials"
+HTTP_URL = "S3CR3T-http-url"
+CAST_SECRET = "S3CR3T-cast"
+SECRETS = (
+    JSON_PASSWORD,
+    JSON_LISTED,
+    JSON_URL,
+    TOML_KEY,
+    TOML_LISTED,
+    YAML_SECRET,
+    DOTENV_PASSWORD,
+    INI_TOKEN,
+    ENV_PASSWORD,
+    STATIC_WRAPPED,
+    HTTP_CREDENTIALS,
+    HTTP_URL,
+)
+# Only a part of a string is secret in a URL's userinfo: the test looks for the whole string,
+# which is the password alone.
+
+HTTP_DOCUMENT = {
+    "http": {"credentials": HTTP_CREDENTIALS, "mirror": f"https://mirror:{HTTP_URL}@m.example/"}
+}
+
+
+def write_project(directory: Path) -> list[str]:
+    """The files, one per format; their names in layering order."""
+    (directory / "a.json").write_text(
+        json.dumps(
+            {
+                "db": {"host": "db.internal", "password": JSON_PASSWORD, "user": "app"},
+                "servers": [{"host": "s1", "password": JSON_LISTED}, {"host": "s2"}],
+                "urls": {"primary": f"postgres://app:{JSON_URL}@db.internal/app"},
+                "dsn": "@format postgres://{db.user}:{db.password}@{db.host}/app",
+                "token_ttl": 60,
+            }
+        )
+    )
+    (directory / "b.toml").write_text(
+        f'[stripe]\napi_key = "{TOML_KEY}"\n'
+        f'[[stripe.accounts]]\nname = "main"\ntoken = "{TOML_LISTED}"\n'
+    )
+    (directory / "c.yaml").write_text(f"oauth:\n  client_secret: {YAML_SECRET}\n  client_id: x\n")
+    (directory / "d.env").write_text(f"SMTP_PASSWORD={DOTENV_PASSWORD}\nSMTP_HOST=mail\n")
+    (directory / "e.ini").write_text(f"[auth]\ntoken = {INI_TOKEN}\nrealm = r\n")
+    return ["a.json", "b.toml", "c.yaml", "d.env", "e.ini"]
+
+
+def assert_clean(text: str, where: str, secrets: Iterable[str] = SECRETS) -> None:
+    leaked = [secret for secret in secrets if secret in text]
+    assert not leaked, f"{where} shows {leaked}:\n{text}"
+
+
+@pytest.fixture
+async def http_url() -> AsyncIterator[str]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.json_response(HTTP_DOCUMENT)
+
+    async with serve(("/config.json", handler)) as server:
+        yield str(server.make_url("/config.json"))
+
+
+def every_key(config: Config) -> list[str]:
+    return list(config.snapshot.keys_flat())
+
+
+# -- in process --------------------------------------------------------------------------------
+
+
+async def test_no_channel_shows_a_secret(
+    tmp_path: Path, http_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="aioconfig")
+    names = write_project(tmp_path)
+    cache_path = tmp_path / "cache.json"
+    sources = [
+        *(File(tmp_path / name) for name in names),
+        Env("AUDIT", environ={"AUDIT_DB__PASSWORD": ENV_PASSWORD, "AUDIT_DB__PORT": "@int 5"}),
+        Static({"misc": {"blob": Secret(STATIC_WRAPPED), "plain": "ok"}}),
+        Http(http_url),
+    ]
+    outputs: list[tuple[str, str]] = []
+    async with load(*sources, cache=FileCache(cache_path), mode="manual") as config:
+        assert config["dsn"] == f"postgres://app:{ENV_PASSWORD}@db.internal/app"  # get: real
+        assert config["servers"][0]["password"] == JSON_LISTED
+        outputs += [("repr(config)", repr(config)), ("repr(snapshot)", repr(config.snapshot))]
+        outputs += [(f"repr({source!r})", repr(source)) for source in sources]
+        for key in every_key(config):
+            outputs.append((f"history({key})", repr(config.history(key))))
+            outputs.append((f"explain({key})", config.explain(key)))
+        assert config.explain("servers").count(MASK) == 1  # the password in the list
+
+        async with config.changes() as events:
+            (tmp_path / "a.json").write_text((tmp_path / "a.json").read_text() + "\n")
+            bad = tmp_path / "e.ini"
+            bad.write_text(f"[auth]\ntoken {INI_TOKEN} with no equals sign\n")
+            result = await config.refresh(force=True)
+            outputs += [("RefreshResult", repr(result)), ("error", str(result.error))]
+            bad.write_text(f"[auth]\ntoken = {INI_TOKEN}-changed\nrealm = r\n")
+            result = await config.refresh(force=True)
+            outputs.append(("RefreshResult", repr(result)))
+            with anyio.fail_after(5):
+                async for event in events:
+                    outputs += [("ChangeEvent", repr(event)), ("event.error", str(event.error))]
+                    if event.error is None:
+                        break
+        outputs.append(("statistics", repr(config.statistics())))
+
+    cached = cache_path.read_text()
+    outputs.append(("cache file", cached))
+    entry = json.loads(cached)
+    assert entry["data"]["token_ttl"] == 60  # not a secret: kept for a start from the cache
+    assert "servers[0].password" in entry["omitted"]
+    assert "dsn" in entry["omitted"] and "urls.primary" in entry["omitted"]
+
+    outputs += [("log", record.getMessage()) for record in caplog.records]
+    outputs += [("log traceback", record.exc_text or "") for record in caplog.records]
+    for where, text in outputs:
+        assert_clean(text, where, [*SECRETS, f"{INI_TOKEN}-changed"])
+
+
+async def test_error_paths_show_no_secret(tmp_path: Path) -> None:
+    async def fails(*sources: Any, **options: Any) -> str:
+        with pytest.raises(Exception) as info:
+            async with load(*sources, mode="manual", **options):
+                pass
+        return f"{info.value}\n{info.value!r}"
+
+    data = {"db": {"password": JSON_PASSWORD, "user": "app"}, "servers": [{"token": TOML_LISTED}]}
+    texts = [
+        await fails(
+            Static(data),
+            validators=[
+                Validator("db.password", len_max=3, eq="nope"),
+                Validator("servers", len_eq=5),
+                Validator("db", is_type_of=str),
+                Validator("db.password", cast=int),
+            ],
+        ),
+        await fails(Static({"db": {"password": f"@int {CAST_SECRET}"}})),
+        await fails(Static({"db": {"pin": Secret(f"@int {CAST_SECRET}")}})),
+        await fails(Static(data), validate=lambda snapshot: 1 / 0),
+        await fails(Static({**data, "dsn": "@int @format {db.password}"})),
+    ]
+    assert "len_max 3" in texts[0]  # the rule's own operand is shown
+    for text in texts:
+        assert_clean(text, "exception", [*SECRETS, CAST_SECRET])
+
+
+async def test_reveal_and_store_secrets_do_show_them(tmp_path: Path) -> None:
+    cache = FileCache(tmp_path / "cache.json", store_secrets=True)
+    data = {"db": {"password": JSON_PASSWORD}, "servers": [{"password": JSON_LISTED}]}
+    async with load(Static(data), cache=cache, mode="manual") as config:
+        assert JSON_LISTED in repr(config.history("servers", reveal=True))
+        assert JSON_PASSWORD in config.explain("db.password", reveal=True)
+    assert JSON_LISTED in await anyio.Path(cache.path).read_text()
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def _environ() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIOCONFIG_", "AUDIT_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    env["AUDIT_DB__PASSWORD"] = ENV_PASSWORD
+    return env
+
+
+async def _run(cwd: Path, args: list[str]) -> tuple[list[str], int, str]:
+    with anyio.fail_after(TIMEOUT):
+        process = await anyio.run_process(
+            [sys.executable, "-m", "aioconfig", *args], cwd=cwd, env=_environ(), check=False
+        )
+    return args, process.returncode, process.stdout.decode() + process.stderr.decode()
+
+
+async def _watch(cwd: Path, args: list[str]) -> tuple[list[str], int, str]:
+    command = [sys.executable, "-m", "aioconfig", *args]
+    async with await anyio.open_process(command, cwd=cwd, env=_environ()) as process:
+        assert process.stdout is not None and process.stderr is not None
+        seen = b""
+        with anyio.fail_after(TIMEOUT):
+            while b"watching version" not in seen:
+                chunk = await process.stdout.receive()
+                seen += chunk
+        process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(TIMEOUT):
+            async for chunk in process.stdout:
+                seen += chunk
+            errors = b"".join([chunk async for chunk in process.stderr])
+            code = await process.wait()
+    return args, code, (seen + errors).decode()
+
+
+@pytest.mark.slow
+async def test_no_command_shows_a_secret(tmp_path: Path, http_url: str) -> None:
+    names = write_project(tmp_path)
+    (tmp_path / "checks.toml").write_text(
+        '[default]\n"db.password" = { len_max = 3 }\n"servers" = { len_eq = 9 }\n'
+        '"dsn" = { eq = "x" }\n"urls.primary" = { eq = "x" }\n'
+    )
+    sources = [arg for name in names for arg in ("-s", name)]
+    sources += ["-s", "env:AUDIT", "-s", http_url]
+    keys = ["db.password", "servers", "dsn", "urls.primary", "stripe", "oauth", "SMTP_PASSWORD"]
+    keys += ["auth.token", "http.credentials", "http.mirror", "db"]
+    commands: list[list[str]] = []
+    for key in keys:
+        commands += [[*sources, "get", key], [*sources, "explain", key]]
+    for format in ("json", "yaml", "toml"):
+        commands.append([*sources, "dump", "--format", format])
+    for debug in ([], ["--debug"]):
+        commands += [[*sources, *debug, "get", "dsn"], [*sources, *debug, "explain", "servers"]]
+        commands.append([*sources, *debug, "dump"])
+        commands.append([*sources, *debug, "validate", "-V", "checks.toml"])
+        # a source error: the .ini file broken, quoting its secret line
+        commands.append([*sources, "-s", "broken.ini", *debug, "dump"])
+    (tmp_path / "broken.ini").write_text(f"[auth]\ntoken {INI_TOKEN} no equals sign\n")
+    results: list[tuple[list[str], int, str]] = []
+    limit = anyio.CapacityLimiter(8)
+
+    async def run(args: list[str]) -> None:
+        async with limit:
+            results.append(await _run(tmp_path, args))
+
+    async def watch(args: list[str]) -> None:
+        async with limit:
+            results.append(await _watch(tmp_path, args))
+
+    async with anyio.create_task_group() as tg:
+        for args in commands:
+            tg.start_soon(run, args)
+        tg.start_soon(watch, [*sources, "watch"])
+        tg.start_soon(watch, [*sources, "--debug", "watch"])
+
+    assert len(results) == len(commands) + 2
+    for args, code, output in results:
+        assert_clean(output, f"aioconfig {' '.join(args[len(sources) :])} (exit {code})")
+    revealed = await _run(tmp_path, [*sources, "get", "servers", "--reveal"])
+    assert JSON_LISTED in revealed[2]

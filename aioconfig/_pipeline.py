@@ -29,7 +29,7 @@ from ._layers import (
     resolve_tokens,
 )
 from ._merge import Memo, build, patch
-from ._secrets import DEFAULT_SECRET_MATCHER
+from ._secrets import DEFAULT_SECRET_MATCHER, tainted
 from ._snapshot import FoldedIndex, Snapshot
 from ._validators import Validator, error_for, run_validators
 from .flags._combine import EMPTY, changed_keys, combine
@@ -300,11 +300,19 @@ class Pipeline:
         if not self._validators:
             return built
         secret, given = self.secret, built.secrets
+        taint: list[frozenset[str]] = []  # worked out on the first key a message shows
+
+        def is_secret(key: str) -> bool:
+            if key in given or secret(key):
+                return True
+            if not built.derived:
+                return False
+            if not taint:  # @format values built from secrets are secrets too
+                taint.append(tainted(built.derived, built.flat, lambda k: k in given or secret(k)))
+            return key in taint[0]
+
         outcome = run_validators(
-            self._validators,
-            built.flat,
-            env=self.environment,
-            secret=lambda key: key in given or secret(key),
+            self._validators, built.flat, env=self.environment, secret=is_secret
         )
         error = error_for(outcome)
         if error is not None:

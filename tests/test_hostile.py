@@ -422,3 +422,12 @@ async def test_a_key_holding_a_dot_is_read_by_its_dotted_path() -> None:
 async def test_an_empty_key_is_refused(data: dict[str, object]) -> None:
     with pytest.raises(InitialLoadError, match="static: an empty key at"):
         await load(Static(data))
+
+
+async def test_a_validation_message_masks_a_value_built_from_a_secret() -> None:
+    source = Static(
+        {"db": {"password": "hunter2-s3cr3t"}, "dsn": "@format pg://{db.password}-x"}
+    )
+    with pytest.raises(InitialLoadError) as info:
+        await load(source, validators=[Validator("dsn", len_max=3)])
+    assert "hunter2" not in str(info.value) and "dsn" in str(info.value)

@@ -20,12 +20,14 @@ from typing import Any
 import anyio
 import pytest
 from aiohttp import web
+from etcd_server import EtcdClient, EtcdCluster, etcd_binary
 from http_helpers import serve
 
 from aioconfig import FileCache, Secret, Validator, load
 from aioconfig._config import Config
 from aioconfig._secrets import MASK
 from aioconfig.sources import Env, File, Http, Static
+from aioconfig.sources._etcd import Etcd
 
 pytestmark = pytest.mark.anyio
 
@@ -282,3 +284,53 @@ async def test_no_command_shows_a_secret(tmp_path: Path, http_url: str) -> None:
         assert_clean(output, f"aioconfig {' '.join(args[len(sources) :])} (exit {code})")
     revealed = await _run(tmp_path, [*sources, "get", "servers", "--reveal"])
     assert JSON_LISTED in revealed[2]
+
+
+# -- etcd --------------------------------------------------------------------------------------
+
+ETCD_PASSWORD = "S3CR3T-etcd-password"
+ETCD_LISTED = "S3CR3T-etcd-listed"
+ETCD_URL = "S3CR3T-etcd-url"
+ETCD_CONFLICT = "S3CR3T-etcd-conflict"
+ETCD_SECRETS = (ETCD_PASSWORD, ETCD_LISTED, ETCD_URL, ETCD_CONFLICT)
+
+
+@pytest.mark.slow
+async def test_etcd_shows_no_secret(caplog: pytest.LogCaptureFixture) -> None:
+    if etcd_binary() is None:
+        message = "the etcd binary is not installed: apt-get install etcd-server"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    caplog.set_level(logging.DEBUG, logger="aioconfig")
+    outputs: list[tuple[str, str]] = []
+    async with EtcdCluster() as etcd, EtcdClient(etcd.endpoints) as client:
+        await client.put("/audit/db/password", ETCD_PASSWORD)
+        await client.put("/audit/db/host", "db.internal")
+        await client.put("/audit/servers", json.dumps([{"host": "s1", "password": ETCD_LISTED}]))
+        await client.put("/audit/mirror", f"https://mirror:{ETCD_URL}@m.example/")
+        source = Etcd(etcd.endpoints, prefix="/audit/")
+        async with load(source, mode="manual") as config:
+            assert config["db.password"] == ETCD_PASSWORD  # get: the real value
+            outputs.append(("repr", repr(source) + repr(config) + repr(config.snapshot)))
+            for key in every_key(config):
+                outputs.append((f"history({key})", repr(config.history(key))))
+                outputs.append((f"explain({key})", config.explain(key)))
+            await client.put("/audit/db", ETCD_CONFLICT)  # a value where a section is
+            result = await config.refresh(force=True)
+            assert result.error is not None
+            outputs += [("RefreshResult", repr(result)), ("error", str(result.error))]
+            outputs.append(("statistics", repr(config.statistics())))
+        url = f"etcd://{etcd.endpoints[0].removeprefix('http://')}/audit/"
+        await client.delete("/audit/db")
+        cwd = Path.cwd()
+        for args in (
+            ["get", "db.password"],
+            ["explain", "servers"],
+            ["dump"],
+            ["explain", "mirror"],
+        ):
+            outputs.append((" ".join(args), (await _run(cwd, ["-s", url, *args]))[2]))
+    outputs += [("log", record.getMessage()) for record in caplog.records]
+    for where, text in outputs:
+        assert_clean(text, where, ETCD_SECRETS)

@@ -152,6 +152,9 @@ class CacheEntry:
     omitted: tuple[str, ...]
     #: ``(source index, config_v6 document)`` for each source that provided flags.
     flags: tuple[tuple[int, dict[str, Any]], ...] = ()
+    #: Keys stored in clear (``store_secrets``) that are secret by more than their names:
+    #: given as ``Secret``, or built by ``@format`` from a secret. Masked again once restored.
+    secrets: tuple[str, ...] = ()
 
 
 def cache_key(source_names: Sequence[str]) -> str:
@@ -169,6 +172,7 @@ def encode(
     store_secrets: bool,
     flags: Sequence[tuple[int, Any]] = (),
     is_secret: Callable[[str], bool] = DEFAULT_SECRET_MATCHER,
+    secrets: Sequence[str] = (),
 ) -> bytes:
     """The envelope for ``data`` (a deep, mutable copy the caller gives away).
 
@@ -187,6 +191,7 @@ def encode(
         "omitted": omitted,
         "data": data,
         "flags": [[index, document] for index, document in flags],
+        "secrets": list(secrets) if store_secrets else [],
     }
     # The standard library's encoder, not orjson: only it keeps integers past 64 bits and
     # inf and nan (as the tokens Infinity and NaN), so every value comes back exactly.
@@ -218,8 +223,11 @@ def decode(raw: bytes, *, key: str, where: str) -> CacheEntry | None:
     version, created_at = envelope.get("version"), envelope.get("created_at")
     sources, omitted = envelope.get("sources"), envelope.get("omitted")
     flags = envelope.get("flags", [])
+    secrets = envelope.get("secrets", [])
     if (
-        not isinstance(flags, list)
+        not isinstance(secrets, list)
+        or not all(isinstance(item, str) for item in secrets)
+        or not isinstance(flags, list)
         or not all(
             isinstance(item, list)
             and len(item) == 2
@@ -242,6 +250,7 @@ def decode(raw: bytes, *, key: str, where: str) -> CacheEntry | None:
         tuple(map(str, sources)),
         tuple(map(str, omitted)),
         tuple((index, document) for index, document in flags),
+        tuple(secrets),
     )
 
 

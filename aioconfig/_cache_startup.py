@@ -41,7 +41,9 @@ async def restore(
     if entry is None:
         return None
     try:
-        snapshot = pipeline.from_cache(entry.data, entry.flags, entry.created_at)
+        snapshot = pipeline.from_cache(
+            entry.data, entry.flags, entry.created_at, frozenset(entry.secrets)
+        )
     except ConfigError as exc:
         logger.warning("ignoring the cache %s: rejected: %s", where, exc)
         return None
@@ -74,14 +76,20 @@ async def store(
     """Write ``snapshot`` and the flag documents it was built from to ``cache``; a failure is
     logged, never raised."""
     try:
+        store_secrets = bool(getattr(cache, "store_secrets", False))
+        secrets: list[str] = []
+        if store_secrets:  # what only this snapshot knows is secret, kept masked once restored
+            matcher = snapshot._matcher
+            secrets = [k for k in snapshot.keys_flat() if snapshot.is_secret(k) and not matcher(k)]
         value = _cache.encode(
             snapshot.to_dict(),
             key=key,
             version=snapshot.version,
             sources=snapshot.sources,
-            store_secrets=bool(getattr(cache, "store_secrets", False)),
+            store_secrets=store_secrets,
             is_secret=snapshot.is_secret,
             flags=flags,
+            secrets=secrets,
         )
         await cache.set(key, value)
     except Exception as exc:

@@ -187,11 +187,15 @@ class Pipeline:
                 raise error from exc
 
     def from_cache(
-        self, data: dict[str, Any], flags: Sequence[tuple[int, Any]], created_at: float
+        self,
+        data: dict[str, Any],
+        flags: Sequence[tuple[int, Any]],
+        created_at: float,
+        secrets: frozenset[str] = frozenset(),
     ) -> Snapshot:
         """The snapshot a cache entry holds (version 1), validated; raises ``ConfigError``."""
         root, flat, _ = build([data])
-        built = self._validated(_Built(root, flat, frozenset(), {}, frozenset()), None)
+        built = self._validated(_Built(root, flat, frozenset(), {}, secrets), None)
         restored = {
             index: parse_flags(document, source=self._names[index])
             for index, document in flags
@@ -206,6 +210,7 @@ class Pipeline:
             from_cache=True,
             flags=self._combined(restored),
             default_user=self._default_user,
+            secret_keys=secrets,
             secret_matcher=self.secret,
         )
         self.check_models(snapshot)

@@ -24,6 +24,8 @@ from aioconfig import (
     InitialLoadError,
     ParseError,
     RefreshResult,
+    Secret,
+    SourceUnavailable,
     Validator,
     load,
 )
@@ -425,9 +427,23 @@ async def test_an_empty_key_is_refused(data: dict[str, object]) -> None:
 
 
 async def test_a_validation_message_masks_a_value_built_from_a_secret() -> None:
-    source = Static(
-        {"db": {"password": "hunter2-s3cr3t"}, "dsn": "@format pg://{db.password}-x"}
-    )
+    source = Static({"db": {"password": "hunter2-s3cr3t"}, "dsn": "@format pg://{db.password}-x"})
     with pytest.raises(InitialLoadError) as info:
         await load(source, validators=[Validator("dsn", len_max=3)])
     assert "hunter2" not in str(info.value) and "dsn" in str(info.value)
+
+
+async def test_a_start_from_a_cache_with_secrets_keeps_them_masked(tmp_path: Path) -> None:
+    cache = FileCache(tmp_path / "cache.json", store_secrets=True)
+    source = MutableSource(
+        {"blob": "S3CR3T-blob", "db": {"password": "S3CR3T-pw"}, "dsn": "@format x{db.password}"}
+    )
+    async with load(source, Static({"given": Secret("S3CR3T-given")}), cache=cache):
+        pass
+    source.fail(SourceUnavailable("mutable", "down"))
+    async with load(
+        source, Static({"given": Secret("S3CR3T-given")}), cache=cache, max_init_wait=0.05
+    ) as config:
+        assert config.snapshot.from_cache and config["given"] == "S3CR3T-given"
+        shown = config.explain("given") + config.explain("dsn") + config.explain("db.password")
+        assert "S3CR3T" not in shown

@@ -330,3 +330,37 @@ def test_interpreter_exit_and_sigterm_never_hang(settings: Path, how: str) -> No
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+def test_a_network_source_works_again_on_another_event_loop() -> None:
+    """What a forked worker does: the same Http source, a new loop; its session is new too."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from aioconfig.sources import Http
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"a": 1})
+
+    async def serve_and_load(source: Http | None) -> tuple[Http, int]:
+        app = web.Application()
+        app.router.add_get("/app.json", handler)
+        server = TestServer(app, host="127.0.0.1", port=port)
+        await server.start_server(access_log=None)
+        try:
+            source = source or Http(str(server.make_url("/app.json")))
+            loaded = await source.load(None)
+            assert isinstance(loaded, Payload)
+            return source, loaded.data["a"]
+        finally:
+            await server.close()
+
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    source, first = anyio.run(serve_and_load, None)
+    _, second = anyio.run(serve_and_load, source)  # the first loop is closed by now
+    assert first == second == 1
+    anyio.run(source.aclose)

@@ -22,6 +22,7 @@ import asyncio
 import base64
 import binascii
 import math
+import os
 import time
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -36,6 +37,7 @@ import orjson
 from .._exceptions import ParseError, SourceError, SourceUnavailable
 from .._limits import check_depth, check_shape
 from ._base import Emit, NotModified, Payload, Source, check_flag
+from ._http import abandon
 
 __all__ = ("Etcd", "EtcdToken", "ValueFormat")
 
@@ -227,6 +229,7 @@ class Etcd(Source):
         )
         self._session = session
         self._owns_session = session is None
+        self._session_owner: tuple[int, object] | None = None  # (pid, loop) of our session
         self._preferred = 0  # the endpoint that answered last
         self._auth_token: str | None = None
         self._auth_enabled = True  # until etcd says otherwise
@@ -702,6 +705,12 @@ class Etcd(Source):
         return answer
 
     def _get_session(self) -> aiohttp.ClientSession:
+        if self._owns_session:  # a forked worker or another loop: a session of its own
+            owner = (os.getpid(), asyncio.get_running_loop())
+            if self._session is not None and self._session_owner != owner:
+                abandon(self._session)
+                self._session = None
+            self._session_owner = owner
         if self._session is None:
             self._session = aiohttp.ClientSession()
         return self._session

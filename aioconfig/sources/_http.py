@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import logging
 import math
+import os
 import re
 import socket
 import time
@@ -294,15 +295,18 @@ class Sessions:
 
     Its own is made on the first load, not in ``__init__`` (a ClientSession belongs to the
     running event loop), with aioconfig's User-Agent and no cookie jar, and closed by
-    ``aclose``; a session passed in is never closed here.
+    ``aclose``; a session passed in is never closed here. Used from another event loop or
+    another process (a forked worker restarting its own Config), it makes a new one: the old
+    one, bound to a loop that is gone from here, is left alone, never closed from here.
     """
 
-    __slots__ = ("_closed", "_given", "_own", "_source")
+    __slots__ = ("_closed", "_given", "_own", "_owner", "_source")
 
     def __init__(self, source: str, given: aiohttp.ClientSession | None = None) -> None:
         self._source = source
         self._given = given
         self._own: aiohttp.ClientSession | None = None
+        self._owner: tuple[int, object] | None = None  # (pid, event loop) of ``_own``
         self._closed = False
 
     def get(self) -> aiohttp.ClientSession:
@@ -312,10 +316,15 @@ class Sessions:
             if self._given.closed:
                 raise SourceError(self._source, "the session passed as session= is closed")
             return self._given
+        owner = (os.getpid(), asyncio.get_running_loop())
+        if self._own is not None and self._owner != owner:
+            abandon(self._own)
+            self._own = None
         if self._own is None:
             self._own = aiohttp.ClientSession(
                 headers={"User-Agent": _user_agent()}, cookie_jar=aiohttp.DummyCookieJar()
             )
+            self._owner = owner
         return self._own
 
     async def aclose(self) -> None:
@@ -323,6 +332,16 @@ class Sessions:
         own, self._own = self._own, None
         if own is not None:
             await own.close()
+
+
+#: Sessions of another event loop or process, kept so that they are never collected here:
+#: closing or collecting one would touch a loop (or a parent's sockets) that is not ours.
+_abandoned: list[aiohttp.ClientSession] = []
+
+
+def abandon(session: aiohttp.ClientSession) -> None:
+    """Leave ``session`` (another loop's or another process's) alone for good."""
+    _abandoned.append(session)
 
 
 async def send(

@@ -21,6 +21,7 @@ SCRIPTS = (
     "bench_etcd_propagation.py",  # needs the etcd binary (apt-get install etcd-server)
     "bench_flags.py",
     "bench_layers.py",
+    "bench_loop_stall.py",
 )
 
 

@@ -32,12 +32,10 @@ class Provenance:
     def note(self, keys: frozenset[str], snapshot: Snapshot) -> None:
         """``keys`` changed in ``snapshot``: their values came in its version."""
         introduced = self._introduced
-        flat = snapshot._flat
-        for key in keys:
-            if key in flat:
-                introduced[key] = snapshot.version
-            else:
-                introduced.pop(key, None)
+        present = keys & snapshot._flat.keys()  # set operations: C speed, on every swap
+        introduced.update(dict.fromkeys(present, snapshot.version))
+        for key in keys - present:
+            introduced.pop(key, None)
 
     def history(self, snapshot: Snapshot, key: str, *, reveal: bool) -> list[HistoryEntry]:
         """Every layer that sets ``key``, highest precedence first (see ``Config.history``)."""

@@ -43,7 +43,7 @@ from aiohttp import web
 
 from aioconfig import Config, RefreshResult, load
 from aioconfig._merge import build
-from aioconfig._refresh import jittered
+from aioconfig._schedule import jittered
 from aioconfig.sources._http import Http
 
 SECTIONS = KEYS = 100

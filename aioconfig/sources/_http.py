@@ -35,9 +35,11 @@ from .._exceptions import ParseError, SourceError, SourceUnavailable
 from ._base import NotModified, Payload, Source, check_flag
 from ._formats import FORMATS, Format, format_from_path, parse
 
-# Bodies larger than this are parsed in a worker thread (JSON parses ~0.5 ms per 150 KiB on
-# the loop, YAML ~50x slower); smaller ones on the loop, where a thread hop would cost more.
-_PARSE_ON_LOOP = 64 * 1024
+# Bodies larger than this are parsed in a worker thread, smaller ones on the loop, where a
+# thread hop would cost more: JSON parses ~0.5 ms per 150 KiB, PyYAML ~3 ms per KiB
+# (benchmarks/bench_loop_stall.py), so YAML and the others go to the thread early.
+_PARSE_ON_LOOP = {"json": 64 * 1024}
+_PARSE_ON_LOOP_OTHERS = 2 * 1024
 
 __all__ = ("Http",)
 
@@ -257,7 +259,7 @@ class Http(Source):
             logger.debug("%s: HTTP %d, the same %d bytes as before", self._name, status, len(body))
             return NotModified(token, order)
         logger.debug("%s: HTTP %d, %d bytes", self._name, status, len(body))
-        if len(body) > _PARSE_ON_LOOP:  # parsing would hold the event loop: a worker thread
+        if len(body) > _PARSE_ON_LOOP.get(format, _PARSE_ON_LOOP_OTHERS):  # a worker thread
             data = await anyio.to_thread.run_sync(parse, body, format, self._name)
         else:
             data = parse(body, format, self._name)

@@ -39,7 +39,7 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
 import anyio
@@ -144,21 +144,14 @@ _Message: TypeAlias = "_Fetched | _Pushed | _WatchDown"
 
 @dataclass(slots=True)
 class _Notice:
-    """What the notifier does for one outcome, in the order the applier decided."""
+    """One outcome, for the notifier, in the order the applier decided. A changed result's
+    snapshot goes to the cache with ``flags``, the flag documents it was built from."""
 
     result: RefreshResult
     event: ChangeEvent | None = None
-    store: Snapshot | None = None  # write to the cache
-    flags: Sequence[tuple[int, Any]] = ()  # the flag documents ``store`` was built from
+    flags: Sequence[tuple[int, Any]] = ()
     flight: _Flight | None = None
     repeat: bool = False  # the same failure as the last one reported: not again
-
-
-@dataclass(slots=True)
-class _Outcome:
-    result: RefreshResult
-    event: ChangeEvent | None = None
-    flags: Sequence[tuple[int, Any]] = field(default_factory=tuple)
 
 
 class Engine:
@@ -561,9 +554,9 @@ class Engine:
             failure = ConfigError(f"refresh crashed: {type(exc).__name__}")
             failure.__cause__ = exc
             if isinstance(message, _Fetched):
-                self._resolve(message.flight, _Outcome(self._failed(failure)))
+                self._resolve(message.flight, _Notice(self._failed(failure)))
             else:
-                self._notify(_Outcome(self._failed(failure)))
+                self._notify(_Notice(self._failed(failure)))
 
     async def _handle(self, message: _Message) -> None:
         if self._stopped:  # closing: nothing more is swapped in
@@ -571,23 +564,23 @@ class Engine:
         if isinstance(message, _Fetched):
             if message.errors:
                 error = _combine(list(message.errors.values()))
-                outcome = _Outcome(self._failed(error))
+                outcome = _Notice(self._failed(error))
             else:
                 outcome = await self._apply_answers(message.answers)
             self._resolve(message.flight, outcome)
         elif isinstance(message, _Pushed):
             if isinstance(message.item, SourceError):
-                self._notify(_Outcome(self._failed(message.item)))
+                self._notify(_Notice(self._failed(message.item)))
             else:
                 self._notify(
                     await self._apply_answers({message.index: (message.seq, message.item)})
                 )
         else:
-            self._notify(_Outcome(self._failed(message.error)))
+            self._notify(_Notice(self._failed(message.error)))
 
-    def _resolve(self, flight: _Flight, outcome: _Outcome) -> None:
+    def _resolve(self, flight: _Flight, notice: _Notice) -> None:
         """A flight's outcome: move the schedule on, set the result, queue its notice."""
-        result = outcome.result
+        result = notice.result
         now = self.clock.now()
         if result.error is None:
             if self._failure is not None:
@@ -610,7 +603,8 @@ class Engine:
             self._flight = None
         self._unresolved.discard(flight)
         flight.ready.set()
-        self._notify(outcome, flight)
+        notice.flight = flight
+        self._notify(notice)
 
     def _failed(self, error: Exception) -> RefreshResult:
         return RefreshResult(error=error, snapshot=self.snapshot)
@@ -623,7 +617,7 @@ class Engine:
 
     async def _apply_answers(
         self, answers: Mapping[int, tuple[int, Payload | NotModified]]
-    ) -> _Outcome:
+    ) -> _Notice:
         """Drop stale answers; build, check and swap in a candidate from the rest."""
         states = self._states
         updates: dict[int, Payload] = {}
@@ -638,30 +632,30 @@ class Engine:
                 self._note_order(state, seq, answer.order)
         old = self.snapshot
         if not updates:
-            return _Outcome(RefreshResult(snapshot=old))
+            return _Notice(RefreshResult(snapshot=old))
         try:
             candidate = self.pipeline.candidate(updates, old)
         except ConfigError as exc:
-            return _Outcome(self._failed(exc))
+            return _Notice(self._failed(exc))
         if candidate.snapshot is not None:
             problem = await self._check(candidate.snapshot)
             if problem is not None:
-                return _Outcome(self._failed(problem))
+                return _Notice(self._failed(problem))
         if self._stopped:  # closed while validate= ran: nothing more is swapped in
-            return _Outcome(RefreshResult(snapshot=old))
+            return _Notice(RefreshResult(snapshot=old))
         self.pipeline.commit(updates, candidate)
         for i in updates:
             self._note_order(states[i], answers[i][0], updates[i].order)
         new = candidate.snapshot
         if new is None:  # nothing changed, or held back by a sentinel: committed, not swapped
-            return _Outcome(RefreshResult(snapshot=old))
+            return _Notice(RefreshResult(snapshot=old))
         self.snapshot = new
         self._provenance.note(candidate.keys, new)
         self._publish(new)
         keys, flags = candidate.keys, candidate.flags
         event = None if old is None else ChangeEvent(old, new, keys, flags=flags)
         result = RefreshResult(changed=True, keys=keys, snapshot=new, flags=flags)
-        return _Outcome(result, event, flags=flag_documents(states))
+        return _Notice(result, event, flags=flag_documents(states))
 
     def _note_order(self, state: SourceState, seq: int, order: int | None) -> None:
         if order is not None:
@@ -678,29 +672,20 @@ class Engine:
             return rejection(exc)
         return None
 
-    def _notify(self, outcome: _Outcome, flight: _Flight | None = None) -> None:
+    def _notify(self, notice: _Notice) -> None:
         """Count the outcome and queue its notice (never blocks: the queue is unbounded)."""
-        result = outcome.result
+        result = notice.result
         self.refreshes += 1
         error = result.error
-        repeat = False
         if error is not None:
             failure = (type(error), str(error))
-            repeat = failure == self._failure
+            notice.repeat = failure == self._failure
             self._failure = failure
-            if not repeat:
+            if not notice.repeat:
                 self.errors += 1
                 self.last_error = error
-        notice = _Notice(
-            result,
-            outcome.event,
-            store=result.snapshot if result.changed else None,
-            flags=outcome.flags,
-            flight=flight,
-            repeat=repeat,
-        )
-        if notice.store is not None:
-            self._to_store = (notice.store, notice.flags)
+        elif result.changed and result.snapshot is not None:
+            self._to_store = (result.snapshot, notice.flags)
         self._notices.put_nowait(notice)
 
     # ------------------------------------------------------------------ the notifier
@@ -739,9 +724,9 @@ class Engine:
                 "configuration version %d: %d keys changed", event.new.version, len(event.keys)
             )
             self._hub.publish(event)  # first: subscribers never wait for the disk
-        if notice.store is not None and self._cache is not None:
-            await store(self._cache, self._cache_key, notice.store, notice.flags)
-            self._stored = max(self._stored, notice.store.version)
+        if result.changed and result.snapshot is not None and self._cache is not None:
+            await store(self._cache, self._cache_key, result.snapshot, notice.flags)
+            self._stored = max(self._stored, result.snapshot.version)
         if event is not None:
             await _call(self._on_change, event, "on_change")
         await _call(self._on_success, result, "on_refresh_success")

@@ -166,7 +166,7 @@ def test_a_validator_needs_names() -> None:
         Validator("")
 
 
-async def test_a_big_http_body_is_parsed_off_the_loop_and_served() -> None:
+async def test_a_big_http_body_takes_the_worker_thread_path_and_is_served() -> None:
     text = "{" + ",".join(f'"k{i}": {i}' for i in range(50_000)) + "}"
 
     async def handler(request: web.Request) -> web.Response:

@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -96,6 +95,8 @@ class FileCache:
         if not self._swept:
             self._swept = True
             _sweep(directory)
+        import tempfile  # only a Config with a file cache writes one
+
         fd, temporary = tempfile.mkstemp(
             prefix=_TEMPORARY_PREFIX, suffix=_TEMPORARY_SUFFIX, dir=directory
         )

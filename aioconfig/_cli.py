@@ -34,7 +34,7 @@ import anyio
 import anyio.abc
 import orjson
 
-from . import __version__
+from . import __version__, sources
 from ._config import Config
 from ._events import ChangeEvent
 from ._exceptions import ConfigError, InitialLoadError, KeyNotFound, ValidationError
@@ -42,7 +42,7 @@ from ._load import load
 from ._secrets import MASK, masked
 from ._snapshot import Snapshot
 from ._validators import Validator, load_validators
-from .sources import Env, Etcd, File, Http, Source
+from .sources import Env, File, Source
 
 __all__ = ("NoTomlForm", "main", "parse_source", "to_toml")
 
@@ -365,7 +365,7 @@ def parse_source(spec: str) -> Source:
         if spec.startswith("env:"):
             return Env(spec[len("env:") :])
         if spec.startswith(("http://", "https://")):
-            return Http(spec)
+            return sources.Http(spec)  # aiohttp is imported here, when it is needed
         if spec.startswith("etcd://"):
             return _etcd(spec)
         if _SCHEME.match(spec):
@@ -377,7 +377,7 @@ def parse_source(spec: str) -> Source:
         raise _Usage(f"source {spec!r}: {exc}") from None
 
 
-def _etcd(spec: str) -> Etcd:
+def _etcd(spec: str) -> sources.Etcd:
     hosts, slash, path = spec[len("etcd://") :].partition("/")
     if not slash:
         raise _Usage(f"source {spec!r}: etcd needs a prefix: etcd://HOST:PORT/PREFIX/")
@@ -388,7 +388,7 @@ def _etcd(spec: str) -> Etcd:
         if not re.search(r":[0-9]+\Z", host):
             host = f"{host}:{ETCD_PORT}"
         endpoints.append(f"http://{host}")
-    return Etcd(endpoints, prefix="/" + path)
+    return sources.Etcd(endpoints, prefix="/" + path)
 
 
 def _sources(specs: Sequence[str]) -> list[Source]:

@@ -22,6 +22,7 @@ SCRIPTS = (
     "bench_flags.py",
     "bench_layers.py",
     "bench_loop_stall.py",
+    "bench_startup.py",
 )
 
 

@@ -1,18 +1,30 @@
 """Where configuration comes from: files, the environment, fixed mappings, HTTP, etcd; and
-feature flags (ConfigCat, local overrides)."""
+feature flags (ConfigCat, local overrides).
+
+The network sources (:class:`Http`, :class:`Etcd`, :class:`ConfigCat`) are imported on first use,
+so that a configuration of files alone never pays for importing aiohttp.
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._base import NotModified as NotModified
 from ._base import Payload as Payload
 from ._base import Source as Source
-from ._configcat import ConfigCat as ConfigCat
 from ._env import Env as Env
-from ._etcd import Etcd as Etcd
 from ._file import File as File
 from ._flag_overrides import FlagOverrides as FlagOverrides
-from ._http import Http as Http
 from ._static import Static as Static
+
+if TYPE_CHECKING:
+    from ._configcat import ConfigCat as ConfigCat
+    from ._etcd import Etcd as Etcd
+    from ._http import Http as Http
+
+# Name -> module, for the sources whose modules import aiohttp.
+_LAZY = {"ConfigCat": "._configcat", "Etcd": "._etcd", "Http": "._http"}
 
 __all__ = (
     "ConfigCat",
@@ -26,3 +38,16 @@ __all__ = (
     "Source",
     "Static",
 )
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later look-ups find it directly
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -7,7 +7,6 @@ the parser's problem and position only, and the original exception is not chaine
 
 from __future__ import annotations
 
-import configparser
 import os
 import re
 import sys
@@ -149,6 +148,8 @@ def parse_ini(text: str, source: str) -> dict[str, Any]:
     Sections inherit the DEFAULT keys, as configparser does. Values stay strings; keys are
     lower-cased (configparser's ``optionxform``); no interpolation.
     """
+    import configparser  # with the first INI document: most never read one
+
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read_string(text, source=source)

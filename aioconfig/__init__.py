@@ -6,6 +6,8 @@ from ._cache import Cache as Cache
 from ._cache import FileCache as FileCache
 from ._config import Config as Config
 from ._config import ConfigStatistics as ConfigStatistics
+from ._config import ConfigStatus as ConfigStatus
+from ._config import SourceStatus as SourceStatus
 from ._engine import RefreshResult as RefreshResult
 from ._events import ChangeEvent as ChangeEvent
 from ._events import ChangeStream as ChangeStream
@@ -37,6 +39,7 @@ __all__ = (
     "Config",
     "ConfigError",
     "ConfigStatistics",
+    "ConfigStatus",
     "FileCache",
     "InitialLoadError",
     "KeyNotFound",
@@ -46,6 +49,7 @@ __all__ = (
     "Secret",
     "Snapshot",
     "SourceError",
+    "SourceStatus",
     "SourceUnavailable",
     "ValidationError",
     "ValidationFailure",

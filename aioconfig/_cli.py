@@ -184,6 +184,9 @@ def _log_to_stderr(*, debug: bool, watching: bool) -> None:
     if watching and not debug:
         # watch prints every failed refresh itself, as a ! line on stdout.
         handler.addFilter(lambda record: not record.getMessage().startswith(_REFRESH_FAILED))
+    if not debug:
+        # The start-up's retries end in one error line (or a load): their news is for --debug.
+        handler.addFilter(lambda record: not str(record.msg).startswith(_START_UP))
     handler.name = _LOG_HANDLER
     logger = logging.getLogger("aioconfig")
     for old in [h for h in logger.handlers if h.name == _LOG_HANDLER]:
@@ -194,6 +197,7 @@ def _log_to_stderr(*, debug: bool, watching: bool) -> None:
 
 
 _REFRESH_FAILED = "configuration refresh failed:"
+_START_UP = "start-up"
 _LOG_HANDLER = "aioconfig command line"
 
 

@@ -29,7 +29,7 @@ from .flags._model import FlagConfig
 from .flags._user import User
 from .sources._base import Source
 
-__all__ = ("Config", "ConfigStatistics")
+__all__ = ("Config", "ConfigStatistics", "ConfigStatus", "SourceStatus")
 
 logger = logging.getLogger("aioconfig")
 
@@ -91,6 +91,37 @@ class ConfigStatistics:
     subscribers: int
     #: Unexpected errors inside the engine (bugs), each logged and survived.
     engine_errors: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """How one source has been answering (see ``Config.status()``). Times are seconds ago."""
+
+    name: str
+    #: Since its last answer, new data or "not modified"; None if it never answered.
+    answered: float | None
+    #: Since the first of the failures in a row it is in now; None while it answers.
+    failing: float | None
+    #: Failures since its last answer.
+    failures: int
+    #: The newest of them, as reported (secrets masked); None while it answers.
+    error: str | None
+    #: Whether its changes are pushed to the Config (a watch is open) rather than polled.
+    watching: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigStatus:
+    """Whether a Config serves what its sources hold: for health checks (``Config.status()``)."""
+
+    #: ``"unopened"``, ``"opening"``, ``"opened"``, ``"closed"`` or ``"failed"``, as in statistics().
+    state: str
+    #: The serving snapshot's version; 0 before the first load.
+    version: int
+    #: Serving the cached configuration, because the sources failed at start-up and no full
+    #: refresh has succeeded since.
+    from_cache: bool
+    sources: tuple[SourceStatus, ...]
 
 
 class Config(Mapping[str, Any]):
@@ -292,6 +323,24 @@ class Config(Mapping[str, Any]):
             subscribers=len(self._hub),
             engine_errors=engine.engine_errors,
         )
+
+    def status(self) -> ConfigStatus:
+        """Where each source stands now: for health checks and ops endpoints."""
+        engine = self._engine
+        now = engine.clock.now()
+        sources = tuple(
+            SourceStatus(
+                name=source.name,
+                answered=None if health.answered_at is None else now - health.answered_at,
+                failing=None if health.failing_since is None else now - health.failing_since,
+                failures=health.failures,
+                error=None if health.error is None else str(health.error),
+                watching=watching,
+            )
+            for source, health, watching in engine.source_health()
+        )
+        version = 0 if engine.snapshot is None else engine.snapshot.version
+        return ConfigStatus(self._state.value, version, engine.from_cache, sources)
 
     def _check_open(self) -> None:
         if self._state is not _State.OPENED:

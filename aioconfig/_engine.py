@@ -36,6 +36,7 @@ import inspect
 import itertools
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
@@ -56,10 +57,12 @@ from ._exceptions import (
     LoadError,
     SourceError,
     SourceUnavailable,
+    ValidationError,
 )
 from ._history import HistoryEntry
 from ._layers import Converter
 from ._layers import converters as _layers_converters
+from ._metrics import Metrics, metrics_for
 from ._pipeline import Pipeline, SourceState, WatchKey, rejection
 from ._provenance import Provenance
 from ._schedule import BACKOFF_BASE, Schedule, backoff_delay
@@ -105,11 +108,12 @@ class RefreshResult:
 class _Flight:
     """One fetch of some sources, shared by every caller that joins it."""
 
-    __slots__ = ("indexes", "notified", "ready", "result", "started")
+    __slots__ = ("began", "indexes", "notified", "ready", "result", "started")
 
     def __init__(self, indexes: Iterable[int]) -> None:
         self.indexes = set(indexes)
         self.started = False  # the fetch began: a forced refresh must wait for the next one
+        self.began = 0.0  # when it began, in the event loop's time
         self.result: RefreshResult | None = None
         self.ready = anyio.Event()  # the result is set
         self.notified = anyio.Event()  # and its callbacks have run
@@ -154,6 +158,17 @@ class _Notice:
     repeat: bool = False  # the same failure as the last one reported: not again
 
 
+@dataclass(slots=True)
+class _Health:
+    """How one source has been answering, in the engine's clock (kept by the applier, and by
+    the first load before the applier exists)."""
+
+    answered_at: float | None = None  # the last answer: new data or "not modified"
+    failing_since: float | None = None  # the first failure since it last answered
+    failures: int = 0  # failures since it last answered
+    error: Exception | None = None  # the newest of them
+
+
 class Engine:
     """Owns the sources' state and produces snapshots; the Config owns the engine."""
 
@@ -182,8 +197,11 @@ class Engine:
         validators: Sequence[Validator] = (),
         models: Sequence[type] = (),
         secret: Callable[[str], bool] = DEFAULT_SECRET_MATCHER,
+        meter_provider: Any = None,
     ) -> None:
         self._states = [SourceState(source) for source in sources]
+        self.health = [_Health() for _ in sources]
+        self._by_name = {source.name: source for source in sources}
         self.pipeline = Pipeline(
             self._states,
             environment=environment,
@@ -234,6 +252,9 @@ class Engine:
         self.errors = 0
         self.engine_errors = 0
         self.last_error: Exception | None = None
+        self._meter_provider = meter_provider
+        self._metrics: Metrics | None = None  # set at the first load
+        self.metric_name = ",".join(source.name for source in sources)
 
     @property
     def sources(self) -> tuple[Source, ...]:
@@ -251,6 +272,28 @@ class Engine:
     def failures(self) -> int:
         return self.schedule.failures
 
+    @property
+    def from_cache(self) -> bool:
+        """Serving the cached snapshot: no full refresh has succeeded since the start-up."""
+        return self._degraded
+
+    def source_health(self) -> list[tuple[Source, _Health, bool]]:
+        """Each source, how it has been answering, and whether it is watched."""
+        return [
+            (state.source, health, state.watching)
+            for state, health in zip(self._states, self.health, strict=True)
+        ]
+
+    def observe(self) -> tuple[int, int, list[tuple[str, float]]]:
+        """For the observable metrics: version, subscribers, and each source's staleness."""
+        now = self.clock.now()
+        ages = [
+            (state.source.name, now - health.answered_at)
+            for state, health in zip(self._states, self.health, strict=True)
+            if health.answered_at is not None
+        ]
+        return (0 if self.snapshot is None else self.snapshot.version), len(self._hub), ages
+
     def history(self, key: str, *, reveal: bool) -> list[HistoryEntry]:
         """Every layer that sets ``key``, highest precedence first (see ``Config.history``)."""
         if self.snapshot is None:
@@ -266,6 +309,9 @@ class Engine:
         With a cache, a start-up that fails for any reason starts from the cached snapshot
         instead, if there is a usable one.
         """
+        self._metrics = metrics_for(self._meter_provider)
+        if self._metrics is not None:
+            self._metrics.measure(self)
         try:
             try:
                 await self._initial_load(max_init_wait)
@@ -297,10 +343,17 @@ class Engine:
         validating = False
         attempt = 0
         everything = range(len(self._states))
+        deadline = anyio.current_time() + max_init_wait
+        reported: dict[int, str] = {}  # per source, the failure logged at WARNING last
         with anyio.move_on_after(max_init_wait):
             while True:
                 errors = {i: _Timeout(s.source.name) for i, s in enumerate(self._states)}
-                answers = await self._fetch(everything, errors)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._waiting, errors, deadline, max_init_wait)
+                    answers = await self._fetch(everything, errors)
+                    tg.cancel_scope.cancel()
+                for i in everything:
+                    self._account(i, errors.get(i))
                 if not errors:
                     validating = True
                     outcome = await self._apply_answers(answers)
@@ -317,11 +370,72 @@ class Engine:
                 # that asked for a pause (Retry-After) gets it, even past max_init_wait.
                 delay = backoff_delay(attempt, BACKOFF_BASE / 4, 1.0, self.rng)
                 asked = [w for e in errors.values() if (w := getattr(e, "retry_after", None))]
-                await anyio.sleep(max([delay, *asked]))
+                pause = max([delay, *asked])
+                left = max(0.0, deadline - anyio.current_time())
+                for i, exc in errors.items():
+                    # WARNING for a new failure, INFO for the same one again
+                    level = logging.INFO if reported.get(i) == str(exc) else logging.WARNING
+                    reported[i] = str(exc)
+                    self._states[i].source.logger.log(
+                        level,
+                        "start-up attempt %d failed: %s; next attempt in %.2fs, %.1fs left of "
+                        "max_init_wait=%gs",
+                        attempt,
+                        exc,
+                        pause,
+                        left,
+                        max_init_wait,
+                    )
+                await anyio.sleep(pause)
         if validating:
             late = ConfigError("validate= gave no answer before max_init_wait ran out")
             raise InitialLoadError([late], timeout=max_init_wait)
         raise InitialLoadError(list(errors.values()), timeout=max_init_wait)
+
+    async def _waiting(
+        self, pending: Mapping[int, Exception], deadline: float, max_init_wait: float
+    ) -> None:
+        """At start-up, say which sources are slow to answer: after 1 s, then 2, 4, ..."""
+        wait = 1.0
+        begun = anyio.current_time()
+        while True:
+            await anyio.sleep(wait)
+            waited = anyio.current_time() - begun
+            left = max(0.0, deadline - anyio.current_time())
+            for i, exc in pending.items():
+                if isinstance(exc, _Timeout):  # no answer yet
+                    self._states[i].source.logger.info(
+                        "start-up: waiting for %s for %.1fs, %.1fs left of max_init_wait=%gs",
+                        self._states[i].source.name,
+                        waited,
+                        left,
+                        max_init_wait,
+                    )
+            wait *= 2
+
+    def _account(self, index: int, error: Exception | None) -> None:
+        """Note a source's answer (``error`` None) or failure; log the end of a failure run."""
+        now = self.clock.now()
+        health = self.health[index]
+        if error is not None:
+            if health.failing_since is None:
+                health.failing_since = now
+            health.failures += 1
+            health.error = error
+            return
+        if health.failing_since is not None:
+            source = self._states[index].source
+            source.logger.info(
+                "%s: answering again after %.1fs, %d %s",
+                source.name,
+                now - health.failing_since,
+                health.failures,
+                "failure" if health.failures == 1 else "failures",
+            )
+        health.answered_at = now
+        health.failing_since = None
+        health.failures = 0
+        health.error = None
 
     # ------------------------------------------------------------------ background
 
@@ -354,6 +468,8 @@ class Engine:
         """Refuse new refreshes and release everyone waiting on a flight (the owner cancels
         the background)."""
         self._stopped = True
+        if self._metrics is not None:
+            self._metrics.forget(self)
         closed = ClosedError("closed")
         for flight in list(self._unresolved):
             if flight.result is None:
@@ -432,6 +548,7 @@ class Engine:
                 await self._wake.wait()
             flight = self._queued.popleft()
             flight.started = True
+            flight.began = anyio.current_time()
             errors: dict[int, Exception] = {}
             answers = await self._fetch(sorted(flight.indexes), errors)
             await self._inbox.put(_Fetched(flight, answers, errors))
@@ -473,6 +590,7 @@ class Engine:
                 # before it was ever seen; once seen, a blip (a 503) keeps its last data.
                 if not source.optional or (exc.transient and state.data is not None):
                     errors[i] = exc
+                    self._count_fetch(source, "failed")
                     return
                 loaded = (
                     NotModified(state.token)
@@ -481,6 +599,7 @@ class Engine:
                 )
             except SourceError as exc:
                 errors[i] = exc
+                self._count_fetch(source, "failed")
                 return
             except Exception as exc:  # a bug or an unexpected failure inside a source
                 # The exception's text stays out of the message (it may quote anything, secrets
@@ -490,9 +609,11 @@ class Engine:
                 )
                 wrapped.__cause__ = exc
                 errors[i] = wrapped
+                self._count_fetch(source, "failed")
                 return
             errors.pop(i, None)
             answers[i] = (seq, loaded)
+            self._count_fetch(source, "data" if isinstance(loaded, Payload) else "not_modified")
 
         indexes = list(indexes)
         if len(indexes) == 1:
@@ -502,6 +623,11 @@ class Engine:
                 for i in indexes:
                     tg.start_soon(one, i)
         return answers
+
+    def _count_fetch(self, source: Source, outcome: str) -> None:
+        if self._metrics is not None:
+            attributes = {"config": self.metric_name, "source": source.name, "outcome": outcome}
+            self._metrics.fetches.add(1, attributes)
 
     async def _watch_loop(self, index: int) -> None:
         current_engine.set(self)
@@ -562,6 +688,8 @@ class Engine:
         if self._stopped:  # closing: nothing more is swapped in
             return
         if isinstance(message, _Fetched):
+            for i in sorted(message.flight.indexes):
+                self._account(i, message.errors.get(i))
             if message.errors:
                 error = _combine(list(message.errors.values()))
                 outcome = _Notice(self._failed(error))
@@ -569,6 +697,9 @@ class Engine:
                 outcome = await self._apply_answers(message.answers)
             self._resolve(message.flight, outcome)
         elif isinstance(message, _Pushed):
+            self._account(
+                message.index, message.item if isinstance(message.item, Exception) else None
+            )
             if isinstance(message.item, SourceError):
                 self._notify(_Notice(self._failed(message.item)))
             else:
@@ -598,6 +729,11 @@ class Engine:
                 self._start_watches()
         else:
             self.schedule.failed(now, getattr(result.error, "retry_after", None))
+        if self._metrics is not None:
+            self._metrics.duration.record(
+                anyio.current_time() - flight.began,
+                {"config": self.metric_name, "outcome": _outcome(result)},
+            )
         flight.result = result
         if self._flight is flight:
             self._flight = None
@@ -636,10 +772,12 @@ class Engine:
         try:
             candidate = self.pipeline.candidate(updates, old)
         except ConfigError as exc:
+            self._count_rejected("validators" if isinstance(exc, ValidationError) else "build")
             return _Notice(self._failed(exc))
         if candidate.snapshot is not None:
             problem = await self._check(candidate.snapshot)
             if problem is not None:
+                self._count_rejected("validate")
                 return _Notice(self._failed(problem))
         if self._stopped:  # closed while validate= ran: nothing more is swapped in
             return _Notice(RefreshResult(snapshot=old))
@@ -652,10 +790,25 @@ class Engine:
         self.snapshot = new
         self._provenance.note(candidate.keys, new)
         self._publish(new)
+        if self._metrics is not None and old is not None:
+            self._record_propagation(updates)
         keys, flags = candidate.keys, candidate.flags
         event = None if old is None else ChangeEvent(old, new, keys, flags=flags)
         result = RefreshResult(changed=True, keys=keys, snapshot=new, flags=flags)
         return _Notice(result, event, flags=flag_documents(states))
+
+    def _count_rejected(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.rejected.add(1, {"config": self.metric_name, "reason": reason})
+
+    def _record_propagation(self, updates: Mapping[int, Payload]) -> None:
+        """Seconds from each change at its source, where the source knows when, to now."""
+        assert self._metrics is not None
+        now = time.time()
+        for i, payload in updates.items():
+            if payload.changed_at is not None:
+                attributes = {"config": self.metric_name, "source": self._states[i].source.name}
+                self._metrics.propagation.record(max(0.0, now - payload.changed_at), attributes)
 
     def _note_order(self, state: SourceState, seq: int, order: int | None) -> None:
         if order is not None:
@@ -676,6 +829,9 @@ class Engine:
         """Count the outcome and queue its notice (never blocks: the queue is unbounded)."""
         result = notice.result
         self.refreshes += 1
+        if self._metrics is not None:
+            attributes = {"config": self.metric_name, "outcome": _outcome(result)}
+            self._metrics.refreshes.add(1, attributes)
         error = result.error
         if error is not None:
             failure = (type(error), str(error))
@@ -709,10 +865,15 @@ class Engine:
     async def _tell(self, notice: _Notice) -> None:
         result = notice.result
         if result.error is not None:
+            for problem in _each(result.error):
+                # On the failing source's logger, if one failed: turned down with its backend
+                where = self._logger_for(problem)
+                if notice.repeat:
+                    where.debug("configuration refresh failed again: %s", problem)
+                else:
+                    where.warning("configuration refresh failed: %s", problem)
             if notice.repeat:
-                logger.debug("configuration refresh failed again: %s", result.error)
                 return
-            logger.warning("configuration refresh failed: %s", result.error)
             snapshot = result.snapshot
             if snapshot is not None:
                 self._hub.publish(ChangeEvent(snapshot, snapshot, frozenset(), result.error))
@@ -730,6 +891,20 @@ class Engine:
         if event is not None:
             await _call(self._on_change, event, "on_change")
         await _call(self._on_success, result, "on_refresh_success")
+
+    def _logger_for(self, error: Exception) -> logging.Logger:
+        """The logger of the source that ``error`` names; the engine's own for the others."""
+        source = self._by_name.get(error.source) if isinstance(error, SourceError) else None
+        return logger if source is None else source.logger
+
+
+def _outcome(result: RefreshResult) -> str:
+    return "failed" if result.error is not None else "changed" if result.changed else "unchanged"
+
+
+def _each(error: Exception) -> tuple[Exception, ...]:
+    """The failures one refresh error stands for: a LoadError's, or the error itself."""
+    return error.errors if isinstance(error, LoadError) else (error,)
 
 
 class _Mailbox(Generic[_T]):

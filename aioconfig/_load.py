@@ -6,6 +6,7 @@ import math
 import os
 import random
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from . import _layers
 from ._cache import Cache
@@ -49,6 +50,7 @@ def load(
     secret_patterns: Iterable[str] | None = None,
     clock: Clock | None = None,
     seed: int | None = None,
+    meter_provider: Any = None,
 ) -> Config:
     """Describe a live configuration; ``await`` it or use it with ``async with`` to start it.
 
@@ -66,6 +68,9 @@ def load(
     ``[production]``, ..., ``[global]``); the active one is ``env``, else the variable
     ``env_var`` (default: ``<PREFIX>_ENV`` for the first ``Env(prefix)`` source, else
     ``AIOCONFIG_ENV``), else ``"development"``.
+
+    ``meter_provider``: an OpenTelemetry ``MeterProvider`` to record metrics into, instead of
+    the global one (used when ``opentelemetry-api`` is installed; see the README).
     """
     resolved: list[Source] = []
     for source in sources:
@@ -144,6 +149,7 @@ def load(
         secret=DEFAULT_SECRET_MATCHER
         if secret_patterns is None
         else SecretMatcher(secret_patterns),
+        meter_provider=meter_provider,
     )
 
 

@@ -39,7 +39,7 @@ from typing import Any, TypeVar, overload
 
 import anyio
 
-from ._config import Config, ConfigStatistics
+from ._config import Config, ConfigStatistics, ConfigStatus
 from ._engine import RefreshResult
 from ._events import ChangeEvent, ChangeStream
 from ._exceptions import ClosedError, InitialLoadError
@@ -368,6 +368,9 @@ class SyncConfig(Mapping[str, Any]):
 
     def statistics(self) -> ConfigStatistics:
         return self._config.statistics()
+
+    def status(self) -> ConfigStatus:
+        return self._config.status()
 
     # ------------------------------------------------------------------ calls that wait
 

@@ -22,6 +22,7 @@ as long as the source itself sees its data no later than that.
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -48,12 +49,16 @@ class Payload:
     The source gives up ownership of ``data``: it must not keep or change it afterwards.
     ``flags``: the feature flags this version provides, parsed (``aioconfig.flags.parse_flags``);
     None for a source of plain settings. ``order``: the order key (see the module docstring).
+    ``changed_at``: when this version was made at its origin, in seconds since the epoch (a
+    file's mtime, an HTTP ``Last-Modified``), where the source knows it; the engine measures
+    from it how long a change took to reach the service (the ``aioconfig.propagation`` metric).
     """
 
     data: Mapping[str, Any]
     token: Hashable
     flags: FlagConfig | None = None
     order: int | None = None
+    changed_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,13 @@ class Source(abc.ABC):
 
         Raise :class:`~aioconfig.SourceError` (or a subclass) naming the source and the problem.
         """
+
+    @property
+    def logger(self) -> logging.Logger:
+        """Where this source's news is logged: ``aioconfig.sources.<class name, lower case>``
+        (``aioconfig.sources.etcd``, ``aioconfig.sources.http``), a child of ``aioconfig``, so
+        that one noisy backend can be turned down on its own."""
+        return logging.getLogger(f"aioconfig.sources.{type(self).__name__.lower()}")
 
     @property
     def can_watch(self) -> bool:

@@ -46,7 +46,7 @@ from ._http import (
 
 __all__ = ("ConfigCat",)
 
-logger = logging.getLogger("aioconfig")
+logger = logging.getLogger("aioconfig.sources.configcat")
 
 DataGovernance = Literal["global", "eu"]
 

@@ -133,7 +133,8 @@ class File(Source):
         )
         if previous is not None and previous.digest == new.digest:
             return NotModified(new, order)
-        return Payload(parse(data, self._format, path), new, order=order)
+        document = parse(data, self._format, path)
+        return Payload(document, new, order=order, changed_at=info.st_mtime)
 
     @property
     def can_watch(self) -> bool:

@@ -43,7 +43,7 @@ _PARSE_ON_LOOP_OTHERS = 2 * 1024
 
 __all__ = ("Http",)
 
-logger = logging.getLogger("aioconfig")
+logger = logging.getLogger("aioconfig.sources.http")
 
 _T = TypeVar("_T")
 
@@ -263,7 +263,7 @@ class Http(Source):
             data = await anyio.to_thread.run_sync(parse, body, format, self._name)
         else:
             data = parse(body, format, self._name)
-        return Payload(data, token, order=order)
+        return Payload(data, token, order=order, changed_at=_http_date(token.last_modified))
 
     def _format_of(self, response: aiohttp.ClientResponse) -> Format:
         """The format the Content-Type names, else the one the URL's suffix implies."""
@@ -507,13 +507,10 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     if value.isdigit():
         seconds = float(value)
     else:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        when = _http_date(value)
+        if when is None:
             return None
-        if when.tzinfo is None:
-            return None
-        seconds = when.timestamp() - (time.time() if now is None else now)
+        seconds = when - (time.time() if now is None else now)
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
@@ -543,6 +540,17 @@ def _os_problem(error: OSError) -> str:
     if isinstance(error, socket.gaierror):
         return "cannot resolve the host name"
     return f"cannot connect ({error.strerror})" if error.strerror else "cannot connect"
+
+
+def _http_date(value: str | None) -> float | None:
+    """An HTTP date (``Last-Modified``) in seconds since the epoch; None if absent or bad."""
+    if not value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return None if when.tzinfo is None else when.timestamp()  # no zone: not an HTTP date
 
 
 def _client_error(source: str, exc: aiohttp.ClientError) -> SourceError:

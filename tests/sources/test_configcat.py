@@ -608,7 +608,11 @@ async def test_redirects_as_the_sdk_does(
         (False, 2): ((1, 1), (1, 2), (1, 3)),
     }
     assert mine.counts == expected[explicit, redirect]
-    warned = [r for r in caplog.records if r.name == "aioconfig.sources.configcat" and "not in sync" in r.message]
+    warned = [
+        r
+        for r in caplog.records
+        if r.name == "aioconfig.sources.configcat" and "not in sync" in r.message
+    ]
     assert len(warned) == (1 if (redirect, explicit) == (1, False) else 0)
 
 
@@ -625,7 +629,11 @@ async def test_a_redirect_loop_is_bounded_as_the_sdk_bounds_it(
     # asked with the ETag of its own document, answers 304.
     assert mine.counts == ((2, 1), (3, 2))
     assert mine.where == ("global", "global")
-    loops = [r for r in caplog.records if r.name == "aioconfig.sources.configcat" and "redirection loop" in r.message]
+    loops = [
+        r
+        for r in caplog.records
+        if r.name == "aioconfig.sources.configcat" and "redirection loop" in r.message
+    ]
     assert [r.levelno for r in loops] == [logging.ERROR]
 
 

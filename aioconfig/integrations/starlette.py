@@ -39,16 +39,20 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from types import TracebackType
 from typing import Any
 
-from starlette.requests import HTTPConnection
-from starlette.types import ASGIApp, Receive, Scope, Send
+from .._extras import needs
+
+with needs("starlette", "starlette", by=__name__):
+    from starlette.requests import HTTPConnection
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._config import Config
 from .._exceptions import ConfigError
 from .._load import load
 from .._snapshot import Snapshot
 from ..sources._base import Source
+from ._ops import ops_routes as ops_routes
 
-__all__ = ("SnapshotMiddleware", "config_lifespan", "get_config", "get_snapshot")
+__all__ = ("SnapshotMiddleware", "config_lifespan", "get_config", "get_snapshot", "ops_routes")
 
 _STATE_KEY = "config"
 _SNAPSHOT_KEY = "snapshot"

@@ -3,6 +3,7 @@
 ```
 aioconfig -s settings.toml -s env:MYAPP get db.host
 aioconfig -s settings.toml --env production dump --format toml
+aioconfig -s conf/app.conf:toml list db
 aioconfig -s etcd://10.0.0.1:2379/myapp/ watch db
 ```
 
@@ -37,12 +38,13 @@ import orjson
 from . import __version__, sources
 from ._config import Config
 from ._events import ChangeEvent
-from ._exceptions import ConfigError, InitialLoadError, KeyNotFound, ValidationError
+from ._exceptions import ConfigError, InitialLoadError, KeyNotFound, LoadError, ValidationError
 from ._load import load
 from ._secrets import MASK, masked
 from ._snapshot import Snapshot
 from ._validators import Validator, load_validators
 from .sources import Env, File, Source
+from .sources._formats import FORMATS, format_from_path
 
 __all__ = ("NoTomlForm", "main", "parse_source", "to_toml")
 
@@ -53,7 +55,10 @@ DEFAULT_VALIDATORS = "aioconfig_validators.toml"
 ETCD_PORT = 2379
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
-_SOURCE_FORMS = "a file path, env:PREFIX, http(s)://URL or etcd://HOST:PORT[,HOST:PORT...]/PREFIX/"
+_SOURCE_FORMS = (
+    "a file path (PATH:FORMAT for a suffix that does not say it), env:PREFIX, http(s)://URL "
+    "or etcd://HOST:PORT[,HOST:PORT...]/PREFIX/"
+)
 
 _RED, _GREEN, _YELLOW, _CYAN = "\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[36m"
 _RESET = "\x1b[0m"
@@ -66,6 +71,8 @@ examples:
   aioconfig -s settings.toml -s env:MYAPP get db.host
   # the [production] section over [default], as TOML
   aioconfig -s settings.toml --env production dump --format toml
+  # every key under db, its value (secrets masked) and where it comes from
+  aioconfig list db
   # which source sets db.password (the value stays masked)
   aioconfig -s https://config.internal/app.json -s env:MYAPP explain db.password
   # every change under db, from a three-member etcd cluster
@@ -75,12 +82,16 @@ examples:
 
 sources (-s, repeatable; later ones win; with none, ./settings.toml):
   settings.toml, conf/app.yaml, .env   a file, in any format File reads
+  conf/app.conf:toml                   a file in the format named after the colon (env, ini,
+                                       json, toml, yaml)
   env:MYAPP                            MYAPP_* variables (MYAPP_DB__PORT is db.port)
   https://config.internal/app.json     a document over HTTP
   etcd://10.0.0.1:2379/myapp/          the keys under /myapp/ in etcd (port 2379 if left out)
 
 exit status: 0 success; 1 a validation failure, or a key that is not set; 2 a usage or
 source error.
+
+Options before the command (-s, --env, --reveal, --debug, ...) may come after it too.
 """
 
 _COMMAND_EXAMPLES = {
@@ -93,6 +104,16 @@ examples:
   aioconfig get db                          # {"host": "localhost", "password": "**********"}
   aioconfig -s settings.toml -s env:MYAPP get db.host
   export DB_PASSWORD="$(aioconfig get db.password --reveal)"
+""",
+    "list": """\
+Every key holding a value, with the value (secrets masked unless --reveal) and where it comes
+from: the kind of source and the exact origin (file and section, variable, URL, etcd key).
+Exit status 1 when PREFIX names nothing.
+
+examples:
+  aioconfig list
+  aioconfig -s settings.toml -s env:MYAPP list db
+  aioconfig list --json | jq '.["db.host"].origin'
 """,
     "dump": """\
 Secrets print as ********** unless --reveal. TOML has no null: a key holding null is left
@@ -163,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     args.sources = [*args.sources, *getattr(args, "late_sources", ())]
+    args.reveal = getattr(args, "reveal", False)
     _log_to_stderr(debug=args.debug, watching=args.command == "watch")
     try:
         try:
@@ -211,6 +233,7 @@ def _parser() -> _Parser:
     )
     parser.add_argument("--version", action="version", version=f"aioconfig {__version__}")
     _add_common(parser, top=True)
+    _add_reveal(parser, top=True)
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", required=True, parser_class=_Parser
     )
@@ -229,6 +252,15 @@ def _parser() -> _Parser:
     get = command("get", "print the value of one dotted key")
     get.add_argument("key", metavar="KEY", help="a dotted key, e.g. db.port")
     _add_reveal(get)
+
+    listing = command("list", "print every key, its value and where it comes from")
+    listing.add_argument(
+        "prefix", metavar="PREFIX", nargs="?", help="only the keys under this section, e.g. db"
+    )
+    listing.add_argument(
+        "--json", action="store_true", help="one JSON object: key -> value, kind, source, origin"
+    )
+    _add_reveal(listing)
 
     dump = command("dump", "print the whole configuration")
     dump.add_argument(
@@ -337,9 +369,13 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
-def _add_reveal(parser: argparse.ArgumentParser) -> None:
+def _add_reveal(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    # After the command it must not reset a --reveal given before it (see _add_common).
     parser.add_argument(
-        "--reveal", action="store_true", help=f"show secrets instead of {MASK} (careful)"
+        "--reveal",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help=f"show secrets instead of {MASK} (careful)",
     )
 
 
@@ -376,6 +412,16 @@ def parse_source(spec: str) -> Source:
             raise _Usage(f"unknown source {spec!r}: expected {_SOURCE_FORMS}")
         if not spec:
             raise _Usage(f"an empty source: expected {_SOURCE_FORMS}")
+        path, colon, format = spec.rpartition(":")
+        if colon and path and format in FORMATS:
+            return File(path, format=format)
+        if colon and path and format.isalpha() and not os.path.exists(spec):
+            raise _Usage(f"source {spec!r}: unknown format {format!r}: {', '.join(FORMATS)}")
+        if format_from_path(spec) is None:
+            raise _Usage(
+                f"cannot tell the format of {spec!r} from its suffix: name it, as in "
+                f"-s {spec}:toml (one of: {', '.join(FORMATS)})"
+            )
         return File(spec)
     except (TypeError, ValueError) as exc:
         raise _Usage(f"source {spec!r}: {exc}") from None
@@ -480,7 +526,7 @@ def _get(config: Config, args: argparse.Namespace) -> int:
     snapshot = config.snapshot
     key: str = args.key
     if key not in snapshot:
-        raise KeyNotFound(key)
+        raise _Missing(key, snapshot)
     value = _masked(snapshot, snapshot[key], key, reveal=args.reveal)
     print(value if isinstance(value, str) else _json(value))
     return OK
@@ -497,8 +543,71 @@ def _dump(config: Config, args: argparse.Namespace) -> int:
 
 
 def _explain(config: Config, args: argparse.Namespace) -> int:
+    if not config.history(args.key):
+        print(f"{args.key}: not set by any source{_did_you_mean(args.key, config.snapshot)}")
+        return FAILED
     print(config.explain(args.key, reveal=args.reveal))
-    return OK if config.history(args.key) else FAILED
+    return OK
+
+
+def _list(config: Config, args: argparse.Namespace) -> int:
+    snapshot = config.snapshot
+    prefix: str | None = args.prefix
+    below = f"{prefix}."
+    keys = [
+        key
+        for key in snapshot.keys_flat()
+        if (prefix is None or key == prefix or key.startswith(below))
+        # sections are not rows of their own: their keys are (an empty one is a value)
+        and not (isinstance(value := snapshot[key], Mapping) and value)
+    ]
+    if prefix is not None and not keys:
+        raise _Missing(prefix, snapshot)
+    rows: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        serving = next((entry for entry in config.history(key) if entry.serving), None)
+        rows[key] = {
+            "value": _masked(snapshot, snapshot[key], key, reveal=args.reveal),
+            "kind": None if serving is None else serving.kind,
+            "source": None if serving is None else serving.source,
+            "origin": None if serving is None else serving.origin,
+        }
+    if args.json:
+        print(_json(rows))
+        return OK
+    table = [("KEY", "VALUE", "KIND", "ORIGIN")]
+    for key, row in rows.items():
+        value = row["value"]
+        shown = MASK if value is MASK else _json(value, pretty=False)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        table.append((key, shown, row["kind"] or "", row["origin"] or ""))
+    widths = [max(len(line[i]) for line in table) for i in range(3)]
+    for line in table:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+        print("  ".join([*cells, line[3]]).rstrip())
+    return OK
+
+
+class _Missing(KeyNotFound):
+    """A key that is not there, with the keys it may have been meant to be."""
+
+    def __init__(self, key: str, snapshot: Snapshot) -> None:
+        super().__init__(key)
+        self.hint = _did_you_mean(key, snapshot)
+
+    def __str__(self) -> str:
+        return super().__str__() + self.hint
+
+
+def _did_you_mean(key: str, snapshot: Snapshot) -> str:
+    """`` (did you mean 'db.host'?)`` for the keys closest to ``key``, or ``""``."""
+    import difflib  # only a mistyped key pays for it
+
+    close = difflib.get_close_matches(key, list(snapshot.keys_flat()), n=3, cutoff=0.75)
+    if not close:
+        return ""
+    return f" (did you mean {' or '.join(map(repr, close))}?)"
 
 
 def _validate(config: Config, args: argparse.Namespace) -> int:
@@ -510,6 +619,7 @@ def _validate(config: Config, args: argparse.Namespace) -> int:
 
 _ONE_SHOT: dict[str, Callable[[Config, argparse.Namespace], int]] = {
     "get": _get,
+    "list": _list,
     "dump": _dump,
     "explain": _explain,
     "validate": _validate,
@@ -530,14 +640,17 @@ def _report(exc: BaseException, *, debug: bool) -> int:
 
 def _describe(exc: BaseException, *, debug: bool) -> tuple[int, str]:
     if isinstance(exc, InitialLoadError):
-        failed = [e for e in exc.errors if isinstance(e, ValidationError)]
-        if failed:
-            return FAILED, str(failed[0])
+        problems = _problems(exc)
+        if any(valid for valid, _ in problems):  # a list, nested failures and all, flattened
+            code = FAILED if all(valid for valid, _ in problems) else USAGE
+            return code, _listed(problems)
         message = "; ".join(_describe(e, debug=debug)[1] for e in exc.errors)
         if exc.timeout is not None:
             message += f" (gave up after --timeout {exc.timeout:g}s)"
         return USAGE, message
-    if isinstance(exc, (ValidationError, KeyNotFound)):
+    if isinstance(exc, ValidationError):
+        return FAILED, _listed(_problems(exc))
+    if isinstance(exc, KeyNotFound):
         return FAILED, str(exc)
     if isinstance(exc, ConfigError):
         return USAGE, str(exc)
@@ -549,6 +662,35 @@ def _describe(exc: BaseException, *, debug: bool) -> tuple[int, str]:
         return USAGE, f"{type(exc).__name__}: {exc}"
     # By type only: an unexpected exception's text may quote anything, secrets included.
     return USAGE, f"{type(exc).__name__} (--debug shows the traceback)"
+
+
+def _problems(exc: BaseException) -> list[tuple[bool, str]]:
+    """Every problem inside ``exc`` (a LoadError's errors, a ValidationError's failures, nested
+    to any depth) as ``(is a validation failure, sentence)``, each once, in order."""
+    if isinstance(exc, LoadError):
+        found = [problem for error in exc.errors for problem in _problems(error)]
+        return list(dict.fromkeys(found))
+    if isinstance(exc, ValidationError):
+        if exc.details:
+            return [
+                (True, d.message if d.message.startswith(d.key) else f"{d.key}: {d.message}")
+                for d in exc.details
+            ]
+        # Without details (a model's or validate='s message): its own lines, headers left out.
+        lines = [line.strip().removeprefix("- ") for line in str(exc).splitlines()]
+        return [(True, line) for line in lines if line and not line.endswith(":")] or [
+            (True, str(exc))
+        ]
+    return [(False, _describe(exc, debug=False)[1])]
+
+
+def _listed(problems: list[tuple[bool, str]]) -> str:
+    """Problems as one flat list under one header (``3 validation failures:``)."""
+    count = len(problems)
+    noun = "validation failure" if all(valid for valid, _ in problems) else "problem"
+    lines = [f"{count} {noun}{'' if count == 1 else 's'}:"]
+    lines += [f"  - {text}" for _, text in problems]
+    return "\n".join(lines)
 
 
 def _after_broken_pipe() -> int:
@@ -598,7 +740,11 @@ def _event_lines(event: ChangeEvent, *, reveal: bool, colour: bool) -> list[str]
         return f"{code}{text}{_RESET}" if colour else text
 
     if event.error is not None:
-        problem = str(event.error).replace("\n", "\n  ")
+        problems = _problems(event.error)
+        if len(problems) == 1:
+            problem = problems[0][1]
+        else:
+            problem = _listed(problems).replace("\n", "\n  ")
         text = f"! refresh failed, still serving version {event.new.version}: {problem}"
         return [paint(_YELLOW, text)]
     old, new = event.old, event.new

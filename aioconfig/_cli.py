@@ -868,7 +868,7 @@ def _yaml() -> Any:
         import yaml
     except ImportError:
         raise _Usage(
-            "--format yaml needs PyYAML: install aioconfig[yaml]", command="dump"
+            "--format yaml needs PyYAML: pip install 'aioconfig[yaml]'", command="dump"
         ) from None
     return yaml
 

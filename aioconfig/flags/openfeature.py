@@ -38,10 +38,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 import orjson
-from openfeature.evaluation_context import EvaluationContext
-from openfeature.exception import ErrorCode
-from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
-from openfeature.provider import AbstractProvider, Metadata
+
+from .._extras import needs
+
+with needs("openfeature", "openfeature", by=__name__):
+    from openfeature.evaluation_context import EvaluationContext
+    from openfeature.exception import ErrorCode
+    from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
+    from openfeature.provider import AbstractProvider, Metadata
 
 from .._exceptions import ClosedError
 from ._user import User

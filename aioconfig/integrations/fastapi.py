@@ -25,7 +25,10 @@ sync one would cost every request a trip to a worker thread for a dictionary loo
 
 from __future__ import annotations
 
-from starlette.requests import HTTPConnection
+from .._extras import needs
+
+with needs("starlette", "starlette", by=__name__):  # FastAPI brings Starlette
+    from starlette.requests import HTTPConnection
 
 from .._config import Config
 from .._snapshot import Snapshot

@@ -40,7 +40,10 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import Flask, current_app, g
+from .._extras import needs
+
+with needs("flask", "flask", by=__name__):
+    from flask import Flask, current_app, g
 
 from .._events import ChangeEvent
 from .._snapshot import Snapshot

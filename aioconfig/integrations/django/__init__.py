@@ -31,9 +31,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.http import HttpRequest
+from ..._extras import needs
+
+with needs("django", "django", by=__name__):
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+    from django.http import HttpRequest
 
 from ..._snapshot import Snapshot
 from ..._sync import SyncConfig

@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from ._frozen import FrozenList
+
 __all__ = ("Memo", "build", "patch", "thaw")
 
 _FrozenMap = MappingProxyType
@@ -290,6 +292,8 @@ def _both_nan(a: Any, b: Any) -> bool:
 
 def _freeze_value(value: Any) -> Any:
     """Freeze a value that is not indexed by path (list items, set members, scalars)."""
+    if type(value) is FrozenList:
+        return value  # frozen already, and a list on purpose (see aioconfig._frozen)
     if isinstance(value, (list, tuple)):
         return tuple(_freeze_value(item) for item in value)
     if isinstance(value, Mapping):
@@ -305,7 +309,7 @@ def thaw(value: Any) -> Any:
     """A deep, mutable copy of a frozen value: mappings become dicts, tuples lists."""
     if isinstance(value, Mapping):
         return {key: thaw(item) for key, item in value.items()}
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, FrozenList)):
         return [thaw(item) for item in value]
     if isinstance(value, frozenset):
         return {thaw(item) for item in value}

@@ -19,14 +19,21 @@ from ._flag_overrides import FlagOverrides as FlagOverrides
 from ._static import Static as Static
 
 if TYPE_CHECKING:
+    from ._azure import AzureAppConfig as AzureAppConfig
     from ._configcat import ConfigCat as ConfigCat
     from ._etcd import Etcd as Etcd
     from ._http import Http as Http
 
 # Name -> module, for the sources whose modules import aiohttp.
-_LAZY = {"ConfigCat": "._configcat", "Etcd": "._etcd", "Http": "._http"}
+_LAZY = {
+    "AzureAppConfig": "._azure",
+    "ConfigCat": "._configcat",
+    "Etcd": "._etcd",
+    "Http": "._http",
+}
 
 __all__ = (
+    "AzureAppConfig",
     "ConfigCat",
     "Env",
     "Etcd",

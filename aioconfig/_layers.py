@@ -34,6 +34,7 @@ from typing import Any
 import orjson
 
 from ._exceptions import ParseError
+from ._frozen import FrozenList
 from ._limits import check_shape
 from ._secrets import DEFAULT_SECRET_MATCHER, MASK, Secret, shown
 
@@ -307,6 +308,8 @@ class _Walk:
         if isinstance(value, Secret):
             self.secrets.add(".".join(path))
             return self.value(value.reveal(), path)
+        if type(value) is FrozenList:
+            return value  # read-only on purpose, and taken as it is (aioconfig._frozen)
         if isinstance(value, list | tuple):
             if value and value[0] == "@merge":
                 self.tokens.append((path, "merge"))

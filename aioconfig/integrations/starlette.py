@@ -50,9 +50,17 @@ from .._exceptions import ConfigError
 from .._load import load
 from .._snapshot import Snapshot
 from ..sources._base import Source
+from ._azure_push import azure_push_route as azure_push_route
 from ._ops import ops_routes as ops_routes
 
-__all__ = ("SnapshotMiddleware", "config_lifespan", "get_config", "get_snapshot", "ops_routes")
+__all__ = (
+    "SnapshotMiddleware",
+    "azure_push_route",
+    "config_lifespan",
+    "get_config",
+    "get_snapshot",
+    "ops_routes",
+)
 
 _STATE_KEY = "config"
 _SNAPSHOT_KEY = "snapshot"

@@ -10,7 +10,7 @@ import pytest
 from test_cli import SETTINGS, cli_all
 
 from aioconfig import InitialLoadError, LoadError, SourceUnavailable, ValidationError
-from aioconfig._cli import _describe, parse_source
+from aioconfig._cli import _describe, _parser, parse_source
 from aioconfig._exceptions import ValidationFailure
 from aioconfig._secrets import MASK
 from aioconfig.sources import File
@@ -145,3 +145,15 @@ def test_nested_validation_problems_print_as_one_flat_list() -> None:
         "  - db.user: is required",
         "  - etcd://h/app/: connection refused",
     ]
+
+
+def test_list_has_examples_and_the_help_names_path_format(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["list", "--help"])
+    assert "\nexamples:\n  aioconfig list" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["--help"])
+    usage = capsys.readouterr().out
+    assert "conf/app.conf:toml" in usage and "may come after it too" in usage

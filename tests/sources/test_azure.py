@@ -1,0 +1,374 @@
+"""AzureAppConfig and aioconfig.azure, against the loopback App Configuration in azure_server.py.
+
+First the server itself is proved with Microsoft's own clients, sync and aio: a server that only
+aioconfig talks to proves nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import pytest
+from aiohttp.test_utils import TestServer
+from azure.appconfiguration import AzureAppConfigurationClient, ConfigurationSetting
+from azure.core import MatchConditions
+from azure.core.exceptions import ClientAuthenticationError, ResourceNotFoundError
+from azure_server import (
+    FEATURE_FLAG,
+    FLAG_PREFIX,
+    KEYVAULT_REF,
+    Store,
+    azure_server,
+    endpoint,
+)
+from featuremanagement import FeatureManager
+from starlette.applications import Starlette
+
+import aioconfig
+from aioconfig import SourceError, SourceUnavailable
+from aioconfig._frozen import FrozenList
+from aioconfig.azure import SettingSelector, WatchKey, load
+from aioconfig.integrations.starlette import azure_push_route
+from aioconfig.sources import AzureAppConfig
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[Store, TestServer]]:
+    store = Store(page_size=2)
+    store.set("app:color", "blue")
+    store.set("app:size", "10")
+    store.set("app:color", "red", label="prod", tags={"env": "prod"})
+    store.set("app:a,b", "comma")
+    store.set("app:json", '{"port": 5432}', content_type="application/json")
+    store.set("sentinel", "1")
+    async with azure_server(store) as server:
+        yield store, server
+
+
+# ---------------------------------------------------------------------- the server, proved
+
+
+@pytest.mark.slow
+async def test_microsofts_sync_client_drives_the_server(served: tuple[Store, TestServer]) -> None:
+    store, server = served
+
+    def drive() -> None:
+        client = AzureAppConfigurationClient.from_connection_string(
+            store.connection_string(server), retry_total=0
+        )
+        with client:
+            every = client.list_configuration_settings(key_filter="app:*")  # any label
+            keys = [s.key for s in every]
+            assert keys == ["app:a,b", "app:color", "app:color", "app:json", "app:size"]
+            prod = client.list_configuration_settings(key_filter="app:*", label_filter="prod")
+            assert [(s.key, s.value) for s in prod] == [("app:color", "red")]
+            tagged = client.list_configuration_settings(key_filter="*", tags_filter=["env=prod"])
+            assert [s.label for s in tagged] == ["prod"]
+            either = client.list_configuration_settings(
+                key_filter=r"app:a\,b,sentinel", label_filter="\0"
+            )
+            assert [s.key for s in either] == ["app:a,b", "sentinel"]
+            # Paging: two per page; each page's ETag sent back gives 304s, so no page at all.
+            pages = client.list_configuration_settings(key_filter="*", label_filter="*").by_page()
+            etags = [pages.etag for _ in pages]
+            assert len(etags) == 3
+            again = client.list_configuration_settings(key_filter="*", label_filter="*")
+            assert list(again.by_page(match_conditions=etags)) == []
+            # Writes, conditional gets, deletes.
+            setting = client.set_configuration_setting(ConfigurationSetting(key="new", value="v"))
+            assert client.get_configuration_setting("new").value == "v"
+            unchanged = client.get_configuration_setting(
+                "new", etag=setting.etag, match_condition=MatchConditions.IfModified
+            )
+            assert unchanged is None
+            changed = client.list_configuration_settings(key_filter="*", label_filter="*")
+            assert len(list(changed.by_page(match_conditions=etags))) >= 1
+            client.delete_configuration_setting("new")
+            with pytest.raises(ResourceNotFoundError):
+                client.get_configuration_setting("new")
+            # Snapshots.
+            store.snapshot("snap", "app:*")
+            assert client.get_snapshot("snap").composition_type == "key"
+            listed = client.list_configuration_settings(snapshot_name="snap")
+            assert [s.key for s in listed] == ["app:a,b", "app:color", "app:json", "app:size"]
+        wrong = store.connection_string(server).replace(store_secret(), "d3Jvbmc=")
+        with AzureAppConfigurationClient.from_connection_string(wrong, retry_total=0) as bad:
+            with pytest.raises(ClientAuthenticationError):
+                bad.get_configuration_setting("app:color")
+
+    await anyio.to_thread.run_sync(drive)
+    assert any(status == 401 for _, _, status in store.requests)
+    assert store.sync_tokens_seen  # the client sends back the Sync-Token it was given
+
+
+def store_secret() -> str:
+    from azure_server import SECRET
+
+    return SECRET
+
+
+async def test_microsofts_aio_client_drives_the_server(served: tuple[Store, TestServer]) -> None:
+    from azure.appconfiguration.aio import AzureAppConfigurationClient as AioClient
+
+    store, server = served
+    async with AioClient.from_connection_string(
+        store.connection_string(server), retry_total=0
+    ) as client:
+        found = [
+            s.key
+            async for s in client.list_configuration_settings(
+                key_filter="app:c*", label_filter="prod"
+            )
+        ]
+        assert found == ["app:color"]
+        setting = await client.get_configuration_setting("sentinel")
+        assert setting is not None
+        same = await client.get_configuration_setting(
+            "sentinel", etag=setting.etag, match_condition=MatchConditions.IfModified
+        )
+        assert same is None
+        pages = client.list_configuration_settings(key_filter="*").by_page()
+        etags = [pages.etag async for _ in pages]
+        again = client.list_configuration_settings(key_filter="*")
+        assert [p async for p in again.by_page(match_conditions=etags)] == []
+
+
+# ---------------------------------------------------------------------- the source
+
+
+async def test_load_serves_the_provider_keys_flat(served: tuple[Store, TestServer]) -> None:
+    store, server = served
+    async with load(connection_string=store.connection_string(server)) as config:
+        assert config["app:color"] == "blue"
+        assert config["app:json"]["port"] == 5432
+        assert "feature_management" not in config
+
+
+async def test_separator_nests_keys(served: tuple[Store, TestServer]) -> None:
+    store, server = served
+    source = AzureAppConfig(
+        connection_string=store.connection_string(server),
+        selects=[SettingSelector(key_filter="app:*")],
+        trim_prefixes=["app:"],
+        separator=":",
+    )
+    store.delete("app:a,b")
+    store.set("app:db:port", "5432")
+    async with aioconfig.load(source) as config:
+        assert config["db.port"] == "5432"
+        assert config["json.port"] == 5432
+
+
+def test_a_misspelled_keyword_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="refresh_intervall"):
+        load(connection_string="Endpoint=https://x;Id=a;Secret=b", refresh_intervall=5)
+    with pytest.raises(ValueError, match="at least 1 second"):
+        load(connection_string="Endpoint=https://x;Id=a;Secret=b", refresh_interval=0.5)
+    with pytest.raises(ValueError, match="Endpoint"):
+        AzureAppConfig(connection_string="Secret=hunter2")
+
+
+async def test_key_vault_values_are_served_plain_and_masked(
+    served: tuple[Store, TestServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    store, server = served
+    uri = "https://vault.vault.azure.net/secrets/db-password/v7"
+    store.set("app:db", json.dumps({"uri": uri}), content_type=KEYVAULT_REF)
+    seen: list[str] = []
+
+    async def resolve(where: str) -> str:
+        seen.append(where)
+        return "hunter2-vault"
+
+    caplog.set_level(logging.DEBUG)
+    async with load(
+        connection_string=store.connection_string(server), secret_resolver=resolve
+    ) as c:
+        assert c["app:db"] == "hunter2-vault"
+        assert seen == [uri]  # the full URI, version included, as the provider passes it
+        assert c.snapshot.is_secret("app:db")
+        shown = repr(c.snapshot) + c.explain("app:db") + repr(c.history("app:db"))
+        assert "hunter2" not in shown
+    assert "hunter2" not in caplog.text
+
+
+async def test_errors_name_the_endpoint_and_selector_never_the_secret(
+    served: tuple[Store, TestServer],
+) -> None:
+    store, server = served
+    bad = store.connection_string(server).replace(store_secret(), "d3Jvbmc=")
+    source = AzureAppConfig(connection_string=bad, selects=[SettingSelector(key_filter="app:*")])
+    try:
+        with pytest.raises(SourceError) as caught:
+            await source.load(None)
+    finally:
+        await source.aclose()
+    message = str(caught.value)
+    assert endpoint(server) in message and "app:*" in message and "401" in message
+    assert not caught.value.transient
+    assert "d3Jvbmc" not in message + repr(source)
+
+
+async def test_a_503_with_retry_after_is_transient(served: tuple[Store, TestServer]) -> None:
+    store, server = served
+    store.failures.append((503, "7"))
+    source = AzureAppConfig(connection_string=store.connection_string(server))
+    try:
+        with pytest.raises(SourceUnavailable) as caught:
+            await source.load(None)
+        assert caught.value.retry_after == 7
+        assert len(store.requests) == 1  # the SDK's own retries are off
+    finally:
+        await source.aclose()
+
+
+async def test_a_sentinel_check_costs_one_304(served: tuple[Store, TestServer]) -> None:
+    store, server = served
+    source = AzureAppConfig(
+        connection_string=store.connection_string(server), refresh_on=[WatchKey("sentinel")]
+    )
+    try:
+        first = await source.load(None)
+        store.requests.clear()
+        again = await source.load(first.token)
+        assert type(again).__name__ == "NotModified"
+        assert store.requests == [("GET", "/kv/sentinel", 304)]
+    finally:
+        await source.aclose()
+
+
+async def test_feature_flags_work_with_feature_manager(served: tuple[Store, TestServer]) -> None:
+    store, server = served
+    store.set(FLAG_PREFIX + "Beta", json.dumps({"id": "Beta", "enabled": True}), None, FEATURE_FLAG)
+    async with load(
+        connection_string=store.connection_string(server),
+        feature_flag_enabled=True,
+        feature_flag_refresh_enabled=True,
+        feature_flag_refresh_interval=1,
+        refresh_interval=60,
+    ) as config:
+        flags = config["feature_management"]["feature_flags"]
+        assert isinstance(flags, FrozenList) and isinstance(flags, list)
+        with pytest.raises(TypeError):
+            flags.append({})
+        flags[0]["enabled"] = False  # a copy: the snapshot does not change
+        assert FeatureManager(config).is_enabled("Beta")
+        store.set(
+            FLAG_PREFIX + "Beta", json.dumps({"id": "Beta", "enabled": False}), None, FEATURE_FLAG
+        )
+        await anyio.sleep(1.01)
+        result = await config.refresh(force=True)
+        assert result.changed
+        assert not FeatureManager(config).is_enabled("Beta")
+
+
+def test_importing_aioconfig_imports_no_azure() -> None:
+    code = (
+        "import sys, aioconfig, aioconfig.sources, aioconfig.azure\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('azure', 'aiohttp')))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(aioconfig.__file__).parent.parent)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------- push
+
+
+async def asgi(app: Any, method: str, path: str, body: Any = None, **headers: str) -> Any:
+    """One request through the ASGI app, in this event loop; (status, headers, JSON body)."""
+    payload = b"" if body is None else json.dumps(body).encode()
+    path, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "headers": [(k.lower().replace("_", "-").encode(), v.encode()) for k, v in headers.items()],
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("test", 80),
+        "client": ("127.0.0.1", 1),
+        "root_path": "",
+    }
+    sent: list[dict[str, Any]] = []
+    given = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal given
+        if given:
+            await anyio.sleep_forever()
+        given = True
+        return {"type": "http.request", "body": payload, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], dict(start["headers"]), json.loads(content) if content else None
+
+
+async def test_an_event_grid_push_swaps_the_change_in_at_once(
+    served: tuple[Store, TestServer],
+) -> None:
+    store, server = served
+    async with load(
+        connection_string=store.connection_string(server),
+        refresh_on=[WatchKey("sentinel")],
+        refresh_interval=3600,
+    ) as config:
+        app = Starlette(routes=[azure_push_route(config, "/events", secret="s3")])
+        handshake = [
+            {
+                "id": "1",
+                "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+                "data": {"validationCode": "code-123"},
+            }
+        ]
+        status, _, answer = await asgi(app, "POST", "/events?code=s3", handshake)
+        assert (status, answer) == (200, {"validationResponse": "code-123"})
+        status, _, _ = await asgi(app, "POST", "/events?code=wrong", handshake)
+        assert status == 401
+        status, headers, _ = await asgi(
+            app, "OPTIONS", "/events", WebHook_Request_Origin="eventgrid.azure.net"
+        )
+        assert headers[b"webhook-allowed-origin"] == b"eventgrid.azure.net"
+
+        store.set("app:color", "green")
+        store.set("sentinel", "2")
+        event = {
+            "id": "2",
+            "eventType": "Microsoft.AppConfiguration.KeyValueModified",
+            "subject": f"{endpoint(server)}/kv/sentinel",
+            "data": {
+                "key": "sentinel",
+                "label": None,
+                "etag": "x",
+                "syncToken": "pushed=cHVzaA==;sn=999",
+            },
+        }
+        began = time.perf_counter()
+        status, _, answer = await asgi(app, "POST", "/events?code=s3", [event])
+        took = time.perf_counter() - began
+        assert status == 200 and answer["changed"]
+        assert config["app:color"] == "green"
+        sent = {token for header in store.sync_tokens_seen for token in header.split(",")}
+        assert "pushed=cHVzaA==" in sent  # the event's token, sent on with the next reads
+        print(f"\nazure push: event to swap in {took * 1000:.1f} ms (polling: half of 3600 s)")

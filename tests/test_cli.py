@@ -338,7 +338,9 @@ def test_source_errors_exit_2_with_a_traceback_only_under_debug(tmp_path: Path) 
         ["-s", "bad.toml", "get", "a", "--debug"],
         ["-s", url, "--timeout", "0.2", "dump"],
     )
-    assert missing.one_line_error(2) == "aioconfig: missing.toml: file not found"
+    looked = tmp_path / "missing.toml"
+    expected = f"aioconfig: missing.toml: file not found (looked for {looked})"
+    assert missing.one_line_error(2) == expected
     assert malformed.one_line_error(2).startswith("aioconfig: bad.toml:2:")
     assert debug.code == 2
     assert "Traceback" in debug.err and "ParseError" in debug.err

@@ -118,7 +118,7 @@ class File(Source):
                 data = file.read()
         except (FileNotFoundError, NotADirectoryError):
             # Fails fast: a local file will not appear by itself.
-            raise SourceUnavailable(path, "file not found", transient=False) from None
+            raise SourceUnavailable(path, _not_found(path), transient=False) from None
         except PermissionError:
             raise SourceError(path, "permission denied") from None
         except IsADirectoryError:
@@ -197,6 +197,14 @@ class File(Source):
                 current = result.token
                 if isinstance(result, Payload):
                     await emit(result)
+
+
+def _not_found(path: str) -> str:
+    """ "file not found", saying where it was looked for when the name is relative (a service
+    started from another directory than its author's is the usual cause)."""
+    if os.path.isabs(path):
+        return "file not found"
+    return f"file not found (looked for {os.path.abspath(path)})"
 
 
 def _locate(path: str) -> tuple[str, str, bool]:

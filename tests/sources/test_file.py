@@ -414,3 +414,13 @@ async def test_a_bad_edit_to_a_watched_file_is_reported_once(tmp_path: Path) -> 
                 fixed: ChangeEvent = await events.__anext__()
             assert fixed.keys == {"a"} and config["a"] == 2
         assert config.statistics().errors == 1
+
+
+async def test_a_missing_relative_path_names_where_it_was_looked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SourceUnavailable) as caught:
+        await File("settings.toml").load(None)
+    looked = tmp_path / "settings.toml"
+    assert str(caught.value) == f"settings.toml: file not found (looked for {looked})"

@@ -114,7 +114,7 @@ class SourceStatus:
 class ConfigStatus:
     """Whether a Config serves what its sources hold: for health checks (``Config.status()``)."""
 
-    #: ``"unopened"``, ``"opening"``, ``"opened"``, ``"closed"`` or ``"failed"``, as in statistics().
+    #: ``"unopened"``, ``"opening"``, ``"opened"``, ``"closed"`` or ``"failed"``.
     state: str
     #: The serving snapshot's version; 0 before the first load.
     version: int

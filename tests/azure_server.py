@@ -114,6 +114,7 @@ class Store:
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
         self.sync_tokens_seen: list[str] = []
         self.bearer: str | None = None  # an accepted Entra token, if any
+        self._listed: tuple[Any, list[Item]] | None = None
 
     def set(
         self,
@@ -143,6 +144,21 @@ class Store:
 
     def sorted(self) -> list[Item]:
         return sorted(self.items.values(), key=lambda i: (i.key, i.label or ""))
+
+    def matching(self, key: str | None, label: str | None, tags: list[str]) -> list[Item]:
+        """The items a listing selects, in the service's order; kept until the next write,
+        so that paging through a large store costs one filtering, not one per page."""
+        wanted = (key, label, tuple(tags), self.sn, len(self.items))
+        if self._listed is None or self._listed[0] != wanted:
+            found = [
+                i
+                for i in self.sorted()
+                if key_matches(key, i.key)
+                and label_matches(label, i.label)
+                and all(_tag_matches(t, i.tags) for t in tags)
+            ]
+            self._listed = (wanted, found)
+        return self._listed[1]
 
     @property
     def sync_token(self) -> str:
@@ -218,13 +234,7 @@ def app(store: Store) -> web.Application:
                 return web.json_response({"title": "Not found"}, status=404)
             found = list(store.snapshots[get["snapshot"]])
         else:
-            found = [
-                i
-                for i in store.sorted()
-                if key_matches(get.get("key"), i.key)
-                and label_matches(get.get("label"), i.label)
-                and all(_tag_matches(t, i.tags) for t in tags)
-            ]
+            found = store.matching(get.get("key"), get.get("label"), tags)
         after = int(get.get("after", "0") or 0)
         page = found[after : after + store.page_size]
         headers = {"ETag": _page_etag(page, after)}

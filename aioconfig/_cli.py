@@ -301,8 +301,9 @@ def _parser() -> _Parser:
         "--interval",
         type=_positive_seconds,
         metavar="SECONDS",
-        help="poll the sources this often (default: what the sources ask for, 30 s for most; "
-        "files and etcd push changes anyway)",
+        help="poll the sources this often (default: what the sources ask for, 30 s for most). "
+        "etcd pushes its changes anyway, and so do files when watchfiles is installed "
+        "(aioconfig[watch]); without it files are polled too",
     )
     _add_reveal(watch)
     return parser

@@ -14,6 +14,7 @@ from ._events import ChangeStream as ChangeStream
 from ._exceptions import ClosedError as ClosedError
 from ._exceptions import ConfigError as ConfigError
 from ._exceptions import InitialLoadError as InitialLoadError
+from ._exceptions import InitialValidationError as InitialValidationError
 from ._exceptions import KeyNotFound as KeyNotFound
 from ._exceptions import LoadError as LoadError
 from ._exceptions import ParseError as ParseError
@@ -42,6 +43,7 @@ __all__ = (
     "ConfigStatus",
     "FileCache",
     "InitialLoadError",
+    "InitialValidationError",
     "KeyNotFound",
     "LoadError",
     "ParseError",

@@ -54,6 +54,7 @@ from ._exceptions import (
     ClosedError,
     ConfigError,
     InitialLoadError,
+    InitialValidationError,
     LoadError,
     SourceError,
     SourceUnavailable,
@@ -358,6 +359,8 @@ class Engine:
                     validating = True
                     outcome = await self._apply_answers(answers)
                     error = outcome.result.error
+                    if isinstance(error, ValidationError):
+                        raise InitialValidationError(error) from error
                     if error is not None:
                         raise InitialLoadError([error]) from error
                     self.schedule.started(self.clock.now())

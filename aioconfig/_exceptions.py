@@ -9,6 +9,7 @@ ConfigError
  │                                (``details``: one ValidationFailure per broken rule)
  ├── LoadError                    several sources failed in one refresh (``errors``)
  │    └── InitialLoadError        `load()` got no first good configuration
+ │         └── InitialValidationError (+ ValidationError)  ... because validation failed
  ├── KeyNotFound (+ KeyError)     a key is not in the configuration
  └── ClosedError (+ RuntimeError) the Config is not open (closed, or not started yet)
 ```
@@ -28,6 +29,7 @@ __all__ = (
     "ClosedError",
     "ConfigError",
     "InitialLoadError",
+    "InitialValidationError",
     "KeyNotFound",
     "LoadError",
     "ParseError",
@@ -101,7 +103,7 @@ class ValidationFailure:
     value: str
     #: The rule broken: ``"must_exist"``, ``"gte"``, ``"condition"``, ``"cast"``, ...
     rule: str
-    #: The human sentence, e.g. ``"db.port must gte 1024 but it is 80 in env default"``.
+    #: The human sentence, e.g. ``"db.port must gte 1024 but it is 80 in env DEVELOPMENT"``.
     message: str
 
 
@@ -139,6 +141,19 @@ class InitialLoadError(LoadError):
         if timeout is not None:
             self.head = f"could not load the configuration within max_init_wait={timeout:g}s"
         super().__init__(errors)
+
+
+class InitialValidationError(InitialLoadError, ValidationError):
+    """``load()`` got a first configuration, and it failed validation.
+
+    Both an ``InitialLoadError`` and a ``ValidationError``, so the handler a Dynaconf user
+    writes (``except ValidationError as e: e.details``) catches it, with every failure.
+    """
+
+    def __init__(self, error: ValidationError) -> None:
+        super().__init__([error])
+        self.message = str(self)
+        self.details = error.details
 
 
 class KeyNotFound(ConfigError, KeyError):

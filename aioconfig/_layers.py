@@ -11,7 +11,8 @@ Pure code, no I/O. Each payload is prepared once, when it arrives, never per rea
   ``@bool``, ``@json``, ``@none``, ``@str`` and any registered with ``add_converter``; a cast
   that fails is a ``ParseError`` naming the source, the key and the problem;
 * **merge tokens**: ``"@merge [4, 5]"`` (or a list whose first item is ``"@merge"``) appends
-  to the list the earlier sources give that key, ``"@merge {...}"`` merges into their mapping,
+  to the list the earlier sources give that key, ``"@merge {...}"`` merges into their mapping
+  (JSON or a TOML inline table, ``"@merge {retries=10}"``),
   and ``"@del"`` removes the key the earlier sources set;
 * **interpolation**: ``"@format {db.host}:{db.port}"`` is filled in from the finished
   configuration (see ``interpolate``), optionally cast: ``"@int @format {base}0"``;
@@ -20,7 +21,8 @@ Pure code, no I/O. Each payload is prepared once, when it arrives, never per rea
   shows a converter's message only for the built-in converters, whose text is fixed.
 
 A string that starts with ``@`` but no known token (``"@handle"``) is left alone. Nothing here
-ever runs code from configuration: JSON is parsed with orjson, never ``eval``.
+ever runs code from configuration: JSON is parsed with orjson, and ``@json``'s fallback for
+Python literals (``{'a': None}``, as Dynaconf takes) with ``ast.literal_eval``, never ``eval``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import orjson
 from ._exceptions import ParseError
 from ._frozen import FrozenList
 from ._limits import check_shape
+from ._literals import python_literal, toml_literal
 from ._secrets import DEFAULT_SECRET_MATCHER, MASK, Secret, shown
 
 __all__ = (
@@ -66,14 +69,32 @@ def _bool(text: str) -> bool:
 
 
 def _json(text: str) -> Any:
+    """JSON, else a Python literal as Dynaconf's ``@json`` takes it (``{'a': 1, 'b': None}``),
+    read by ``ast.literal_eval``: constants and containers only, never code."""
     try:
         value = orjson.loads(text)
-        check_shape(value, "@json", len(text))
     except orjson.JSONDecodeError as exc:
-        raise ValueError(f"not JSON ({exc.args[0]})") from None
+        try:
+            value = python_literal(text)
+        except ValueError:
+            raise ValueError(f"not JSON ({exc.args[0]}) or a Python literal") from None
+    try:
+        check_shape(value, "@json", len(text))
     except ParseError as exc:
         raise ValueError(exc.problem) from None
     return value
+
+
+def _merge_operand(text: str) -> Any:
+    """What follows ``@merge``: JSON, else a TOML value (``{retries=10}``, ``[1, 2]``, ``3``)."""
+    try:
+        return _json(text)
+    except ValueError:
+        pass
+    try:
+        return toml_literal(text.strip())
+    except ValueError:
+        raise ValueError("not JSON or a TOML value") from None
 
 
 def _int(text: str) -> int:
@@ -340,7 +361,7 @@ class _Walk:
             return value
         if name == "@merge":
             self.tokens.append((path, "merge"))
-            operand = self.cast("@json", rest, path) if rest.strip() else []
+            operand = self.cast("@merge", rest, path) if rest.strip() else []
             if isinstance(operand, Mapping):
                 return self.mapping(operand, path)
             return operand if isinstance(operand, list) else [operand]
@@ -353,14 +374,15 @@ class _Walk:
         return self.cast(name, rest, path)
 
     def cast(self, name: str, text: str, path: tuple[str, ...]) -> Any:
+        converter = _merge_operand if name == "@merge" else self.table[name]
         try:
-            return self.table[name](text)
+            return converter(text)
         except Exception as exc:
             key = ".".join(path)
             secret = key in self.secrets or self.secret(key)  # Secret("@int ...") too
             # Only a built-in converter's message is shown (it never quotes the value); a user's
             # may quote anything, so it is shown by type.
-            problem = _problem(exc, self.table[name]) if not secret else type(exc).__name__
+            problem = _problem(exc, converter) if not secret else type(exc).__name__
             where = self.describe(path) if self.describe is not None else None
             place = f"{key} ({where})" if where else key
             value = MASK if secret else shown(key, text.strip(), self.secret)
@@ -369,7 +391,7 @@ class _Walk:
 
 def _problem(exc: Exception, converter: Converter) -> str:
     """What a failed cast says: a built-in converter's message (fixed text), else the type."""
-    builtin = any(converter is known for known in _BUILTIN.values())
+    builtin = converter is _merge_operand or any(converter is k for k in _BUILTIN.values())
     return str(exc) if builtin and isinstance(exc, ValueError) else type(exc).__name__
 
 

@@ -55,7 +55,8 @@ def load(
     """Describe a live configuration; ``await`` it or use it with ``async with`` to start it.
 
     Later sources override earlier ones: mappings are deep-merged, anything else replaced. A
-    ``str`` or ``Path`` means ``File(path)``. ``default_user`` is who feature flags are
+    ``str`` or ``Path`` means ``File(path)``, or ``Glob(pattern)`` for a pattern
+    (``"conf/*.toml"``). ``default_user`` is who feature flags are
     evaluated for when a call names no user. See the README for every option.
 
     ``validators``: every candidate snapshot must pass them (all failures are listed in one
@@ -78,8 +79,13 @@ def load(
             resolved.append(source)
         elif isinstance(source, (str, os.PathLike)):
             from .sources._file import File
+            from .sources._glob import Glob, has_magic
 
-            resolved.append(File(source))
+            path = os.fspath(source)
+            if isinstance(path, str) and has_magic(path) and not os.path.exists(path):
+                resolved.append(Glob(path))  # "conf/*.toml": every match, sorted, re-globbed
+            else:
+                resolved.append(File(source))
         else:
             raise TypeError(
                 f"load() takes Source objects or file paths, got {type(source).__name__}"

@@ -11,7 +11,7 @@ name costs one dict lookup, and nothing scans the whole index unless a glob asks
 >>> outcome.patch
 {'db.pool': 5}
 >>> print(outcome.failures[0].message)
-db.port must gte 1024 but it is 80 in env default
+db.port must gte 1024 but it is 80 in env DEVELOPMENT
 
 Where this differs from Dynaconf, it is on purpose and said so where it happens: every failure
 is collected instead of the first; a raising cast, condition or operation is a failure, not an
@@ -34,6 +34,8 @@ from types import MappingProxyType, UnionType
 from typing import Any, Union, get_args, get_origin
 
 from ._exceptions import ValidationError, ValidationFailure
+from ._literals import typed
+from ._merge import thaw
 from ._secrets import DEFAULT_SECRET_MATCHER, MASK, Secret, mask_urls, shown
 
 __all__ = (
@@ -65,7 +67,7 @@ _MISSING: Any = _Sentinel("<missing>")
 _NOT_PATCHED: Any = _Sentinel("<not patched>")
 
 _COMBINED_PREFIX = "combined validators failed "
-_NO_ENV = "default"  # what {env} shows when no env is active
+_NO_ENV = "DEVELOPMENT"  # what {env} shows when no env is active (Dynaconf's default env)
 
 DEFAULT_MESSAGES: Mapping[str, str] = MappingProxyType(
     {
@@ -400,7 +402,7 @@ class Validator:
         self.condition = condition
         self.when = when
         self.cast = cast
-        self.default = default
+        self.default = _parsed_default(default, operations.get("is_type_of"))
         self.description = description
         self.apply_default_on_none = bool(apply_default_on_none)
         self.envs = _envs(env)
@@ -498,7 +500,8 @@ class Validator:
 
         if self.cast is not None:
             try:
-                cast = self.cast(_revealed(value))
+                # plain values, as in Dynaconf: cast=str over a list gives "['a', 'b']"
+                cast = self.cast(thaw(_revealed(value)))
             except Exception as exc:
                 failures.append(self._raised("cast", key, value, exc, scope))
                 return
@@ -565,7 +568,7 @@ class Validator:
         if "value" in fields:
             fields["value"] = self._shown(key, fields["value"], scope)
         context = dict.fromkeys(_PLACEHOLDERS, "")
-        context.update(name=key, env=scope.env or _NO_ENV, **fields)
+        context.update(name=key, env=_env_name(scope.env), **fields)
         return self.messages[template].format_map(context)
 
     def _raised(
@@ -616,7 +619,7 @@ class CombinedValidator(Validator):
             for branch in errors
         )
         context = dict.fromkeys(_PLACEHOLDERS, "")
-        context.update(name=", ".join(keys), env=scope.env or _NO_ENV, errors=text)
+        context.update(name=", ".join(keys), env=_env_name(scope.env), errors=text)
         value = failures[0].value if len(keys) == 1 else ", ".join(f.value for f in failures)
         return ValidationFailure(
             ", ".join(keys), value, "combined", self.messages["combined"].format_map(context)
@@ -715,6 +718,32 @@ def _compiled_operations(operations: Mapping[str, Any]) -> tuple[tuple[str, tupl
     # is_type_of first, as in Dynaconf: the others assume the type
     compiled.sort(key=lambda item: item[0] != "is_type_of")
     return tuple(compiled)
+
+
+def _env_name(env: str | None) -> str:
+    """The environment as Dynaconf's messages name it: upper case (``DEVELOPMENT``)."""
+    return (env or _NO_ENV).upper()
+
+
+def _parsed_default(default: Any, is_type_of: Any) -> Any:
+    """A string ``default=`` read as Dynaconf reads it: tokens apply (``"@str +172800"``), and
+    unmarked text is a TOML literal (``"+172800"`` -> 172800) unless ``is_type_of=str``."""
+    if not isinstance(default, str):
+        return default
+    if default.startswith("@"):
+        from ._layers import converters
+
+        name, _, rest = default.partition(" ")
+        table = converters()
+        if name in table:
+            try:
+                return table[name](rest)
+            except Exception as exc:
+                raise ValueError(f"default={default!r}: {name} failed ({exc})") from None
+        return default
+    if is_type_of is str:
+        return default
+    return typed(default)
 
 
 def _revealed(value: Any) -> Any:

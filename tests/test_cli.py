@@ -280,9 +280,9 @@ def test_validate(project: Path) -> None:
     assert failed.code == 1 and failed.out == ""
     assert failed.err.splitlines() == [
         "aioconfig: 3 validation failures:",
-        "  - db.port must lte 1024 but it is 5432 in env development",
-        f"  - db.password must len_min 20 but it is {MASK} in env development",
-        "  - db.user is required in env development",
+        "  - db.port must lte 1024 but it is 5432 in env DEVELOPMENT",
+        f"  - db.password must len_min 20 but it is {MASK} in env DEVELOPMENT",
+        "  - db.user is required in env DEVELOPMENT",
     ]
     assert "hunter2" not in failed.err
 
@@ -367,8 +367,8 @@ def test_environment_sections_and_env_sources(tmp_path: Path) -> None:
     )
     assert production.out == from_variable.out == "db.prod\n"
     assert development.out == "localhost\n"
-    assert layered.out == "6432\n"  # a variable's value stays a string
-    assert json.loads(env_only.out) == {"db": {"port": "6432"}, "name": "x"}
+    assert layered.out == "6432\n"
+    assert json.loads(env_only.out) == {"db": {"port": 6432}, "name": "x"}  # typed as in Dynaconf
 
 
 @pytest.mark.slow

@@ -477,3 +477,61 @@ async def test_merge_tokens_work_across_environment_sections(tmp_path: Path) -> 
         assert "old" not in config
         # No section below sets "extra": the merge reaches the earlier source.
         assert config["extra"] == ("e", "x")
+
+
+# ---------------------------------------------------------------- Dynaconf's habits (issue 13)
+
+
+async def test_a_failing_start_up_is_caught_as_a_validation_error() -> None:
+    # Dynaconf users write `except ValidationError as e: e.details` around start-up
+    from aioconfig import InitialLoadError, InitialValidationError
+
+    validators = [Validator("db.port", gte=1024), Validator("db.host", must_exist=True)]
+    with pytest.raises(ValidationError) as caught:
+        await load(Static({"db": {"port": 80}}), validators=validators)
+    error = caught.value
+    assert isinstance(error, InitialLoadError) and isinstance(error, InitialValidationError)
+    assert [(f.key, f.rule) for f in error.details] == [
+        ("db.port", "gte"),
+        ("db.host", "must_exist"),
+    ]
+    assert "db.port must gte 1024 but it is 80 in env DEVELOPMENT" in str(error)
+    assert isinstance(error.errors[0], ValidationError)
+
+
+async def test_merge_takes_a_toml_inline_table() -> None:
+    # dynaconf tests/test_env_loader.py::test_load_dunder:
+    # DYNACONF_DATABASES__default__ARGS='@merge {retries=10}' over ARGS={timeout=99}
+    base = Static({"databases": {"default": {"args": {"timeout": 99}, "ports": [123, 456]}}})
+    environ = {
+        "DYNACONF_DATABASES__default__ARGS": "@merge {retries=10}",
+        "DYNACONF_DATABASES__default__PORTS": "@merge [789, 101112]",
+    }
+    async with load(base, Env("DYNACONF", environ=environ)) as config:
+        assert config["databases.default.args"] == {"timeout": 99, "retries": 10}
+        assert config["databases.default.ports"] == (123, 456, 789, 101112)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # dynaconf tests/test_env_loader.py (DYNACONF_ADICT, DYNACONF_ALIST)
+        ('@json {"key": "value", "int": 42}', {"key": "value", "int": 42}),
+        ('@json ["item1", "item2", "item3", 123]', ["item1", "item2", "item3", 123]),
+        # dynaconf utils/parse_conf.py::_safe_json_parse's docstring: Python-literal dicts
+        ("@json {'key': 'value'}", {"key": "value"}),
+        ("@json {'message': \"Hello, World!\"}", {"message": "Hello, World!"}),
+        ("@json {'a': True, 'b': None, 'c': (1, 2)}", {"a": True, "b": None, "c": [1, 2]}),
+    ],
+)
+def test_json_takes_what_dynaconf_takes(text: str, expected: Any) -> None:
+    assert prepare({"v": text}, "test").data == {"v": expected}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["@json __import__('os').system('true')", "@json {'a': b'bytes'}", "@json " + "[" * 500],
+)
+def test_json_never_runs_code(text: str) -> None:
+    with pytest.raises(ParseError, match="v: @json"):
+        prepare({"v": text}, "test")

@@ -94,16 +94,16 @@ def test_operation_passes_and_fails(name: str, argument: Any, good: Any, bad: An
     outcome = run(validator, x=bad)
     assert rules(outcome) == [("x", name)]
     assert outcome.failures[0].message.startswith(f"x must {name} ")
-    assert outcome.failures[0].message.endswith(" in env default")
+    assert outcome.failures[0].message.endswith(" in env DEVELOPMENT")
 
 
 def test_operation_message_matches_dynaconfs_template() -> None:
     (failure,) = run(Validator("db.port", gte=1024), db={"port": 80}).failures
     assert failure == ValidationFailure(
-        "db.port", "80", "gte", "db.port must gte 1024 but it is 80 in env default"
+        "db.port", "80", "gte", "db.port must gte 1024 but it is 80 in env DEVELOPMENT"
     )
     (failure,) = run(Validator("name", is_in=["a", "b"]), name="c").failures
-    assert failure.message == "name must is_in ['a', 'b'] but it is 'c' in env default"
+    assert failure.message == "name must is_in ['a', 'b'] but it is 'c' in env DEVELOPMENT"
 
 
 def test_unknown_operation_is_a_type_error_naming_it() -> None:
@@ -125,7 +125,7 @@ def test_every_failing_operation_is_reported() -> None:
 def test_type_check_runs_first_and_stops_the_other_checks() -> None:
     outcome = run(Validator("x", gte=10, is_type_of=int, condition=lambda v: v > 0), x="3")
     assert rules(outcome) == [("x", "is_type_of")]
-    assert outcome.failures[0].message == "x must is_type_of int but it is '3' in env default"
+    assert outcome.failures[0].message == "x must is_type_of int but it is '3' in env DEVELOPMENT"
 
 
 @pytest.mark.parametrize(
@@ -164,7 +164,7 @@ def test_must_exist_true() -> None:
     assert run(validator, db={"port": None}).ok  # present, even if None, as in Dynaconf
     (failure,) = run(validator, db={}).failures
     assert failure == ValidationFailure(
-        "db.port", "<missing>", "must_exist", "db.port is required in env default"
+        "db.port", "<missing>", "must_exist", "db.port is required in env DEVELOPMENT"
     )
 
 
@@ -181,7 +181,7 @@ def test_must_exist_false() -> None:
     assert run(validator).ok
     (failure,) = run(validator, debug=True).failures
     assert failure == ValidationFailure(
-        "debug", "True", "must_exist", "debug cannot exists in env default"
+        "debug", "True", "must_exist", "debug cannot exists in env DEVELOPMENT"
     )
 
 
@@ -207,7 +207,7 @@ def test_condition() -> None:
     assert run(validator, port=8080).ok
     (failure,) = run(validator, port=8081).failures
     assert failure == ValidationFailure(
-        "port", "8081", "condition", "port invalid for is_even(8081) in env default"
+        "port", "8081", "condition", "port invalid for is_even(8081) in env DEVELOPMENT"
     )
 
 
@@ -249,7 +249,7 @@ def test_env_picks_which_validators_run() -> None:
     assert rules(run(strict, debug=True, env="PRODUCTION")) == [("debug", "eq")]
     assert rules(run(Validator("debug", eq=False, env="staging"), debug=True, env="staging"))
     (failure,) = run(Validator("debug", eq=False), debug=True, env="qa").failures
-    assert failure.message.endswith("in env qa")
+    assert failure.message.endswith("in env QA")
 
 
 def test_env_must_be_names() -> None:
@@ -274,7 +274,7 @@ def test_messages_override_the_templates() -> None:
         env="dev",
     )
     assert [f.message for f in outcome.failures] == [
-        "set a (dev)",
+        "set a (DEV)",
         "b=3: want lt 2",
         "<lambda> said no to 'x'",
     ]
@@ -433,7 +433,7 @@ def test_a_glob_that_matches_nothing() -> None:
     assert run(Validator("db.*", gte=1), db={}).ok
     (failure,) = run(Validator("db.*", must_exist=True), db={}).failures
     assert failure == ValidationFailure(
-        "db.*", "<missing>", "must_exist", "db.* is required in env default (no key matched)"
+        "db.*", "<missing>", "must_exist", "db.* is required in env DEVELOPMENT (no key matched)"
     )
 
 
@@ -443,7 +443,7 @@ def test_a_glob_with_must_exist_false_forbids_every_match() -> None:
 
 
 def test_a_glob_sees_keys_set_by_defaults() -> None:
-    outcome = run(Validator("db.pool", default="5"), Validator("db.*", is_type_of=int), db={})
+    outcome = run(Validator("db.pool", default="five"), Validator("db.*", is_type_of=int), db={})
     assert rules(outcome) == [("db.pool", "is_type_of")]
 
 
@@ -510,8 +510,8 @@ def test_or() -> None:
     assert failure.rule == "combined"
     assert failure.key == "port"
     assert failure.message == (
-        "combined validators failed port must gte 1024 but it is 81 in env default or "
-        "port must eq 80 but it is 81 in env default"
+        "combined validators failed port must gte 1024 but it is 81 in env DEVELOPMENT or "
+        "port must eq 80 but it is 81 in env DEVELOPMENT"
     )
 
 
@@ -521,7 +521,7 @@ def test_and() -> None:
     assert run(both, port=1500).ok
     (failure,) = run(both, port=4000).failures
     assert failure.message == (
-        "combined validators failed port must lte 2048 but it is 4000 in env default"
+        "combined validators failed port must lte 2048 but it is 4000 in env DEVELOPMENT"
     )
     (failure,) = run(Validator("a", eq=1) & Validator("b", eq=1), a=2, b=2).failures
     assert failure.key == "a, b"
@@ -613,7 +613,7 @@ def test_a_secret_never_shows_in_errors(validator: Validator) -> None:
 
 def test_expected_values_of_secrets_are_masked_too() -> None:
     (failure,) = run(Validator("api_key", eq="letmein"), api_key="wrong").failures
-    assert failure.message == f"api_key must eq {MASK} but it is {MASK} in env default"
+    assert failure.message == f"api_key must eq {MASK} but it is {MASK} in env DEVELOPMENT"
 
 
 def test_secret_values_are_checked_revealed_and_shown_masked() -> None:
@@ -656,8 +656,8 @@ def test_every_failure_is_collected_and_reported() -> None:
         == error.message
         == (
             "3 validation failures:\n"
-            "  - db.port must gte 1024 but it is 80 in env default\n"
-            "  - db.host is required in env default\n"
+            "  - db.port must gte 1024 but it is 80 in env DEVELOPMENT\n"
+            "  - db.host is required in env DEVELOPMENT\n"
             "  - name: shout it"
         )
     )
@@ -864,3 +864,100 @@ def _dynaconf_passes(data: dict[str, Any], build: Build) -> bool:
 def test_same_verdict_as_dynaconf(data: dict[str, Any], build: Build) -> None:
     ours = run_validators([build(Validator)], flat(data)).ok
     assert ours is _dynaconf_passes(data, build)
+
+
+# -- Dynaconf's habits (issue 13) -----------------------------------------------------------------
+
+
+def test_an_incompatible_comparison_is_a_failure_not_a_type_error() -> None:
+    # the issue's report: a string port against gte=1024
+    outcome = run(Validator("db.port", gte=1024), db={"port": "6000"})
+    assert rules(outcome) == [("db.port", "gte")]
+    assert outcome.failures[0].message.startswith("Invalid Operation 'gte' for type 'str'")
+    # dynaconf tests/test_typed.py: "Invalid Operation 'contains' for type <class 'int'> on
+    # 'colors'"
+    outcome = run(Validator("colors", contains="red"), colors=1)
+    assert outcome.failures[0].message.startswith(
+        "Invalid Operation 'contains' for type 'int' on 'colors'"
+    )
+
+
+def test_cast_receives_plain_values() -> None:
+    # dynaconf tests/test_validators.py::test_cast_on_validate_transforms_value
+    outcome = run(
+        Validator("name", len_eq=5),
+        Validator("name", cast=list),
+        Validator("colors", len_eq=3),
+        Validator("colors", len_eq=24, cast=str),
+        name="Bruno",
+        colors=["red", "green", "blue"],
+    )
+    assert outcome.ok, outcome.failures
+    assert outcome.patch == {"name": list("Bruno"), "colors": str(["red", "green", "blue"])}
+    assert outcome.patch["colors"] == "['red', 'green', 'blue']"
+    seen: list[Any] = []
+
+    def keep(value: Any) -> Any:
+        seen.append(value)
+        return value
+
+    run(Validator("db", cast=keep), db={"hosts": ["a"]})
+    assert seen == [{"hosts": ["a"]}] and type(seen[0]) is dict
+    assert type(seen[0]["hosts"]) is list
+
+
+@pytest.mark.parametrize(
+    ("validator", "expected"),
+    [
+        # dynaconf tests/test_validators.py::
+        #   test_toml_should_not_change_validator_type_with_is_type_set
+        (Validator("TEST", is_type_of=str, default="+172800"), "+172800"),
+        #   test_toml_should_not_change_validator_type_with_is_type_not_set_int
+        (Validator("TEST", default="+172800"), +172800),
+        #   test_toml_should_not_change_validator_type_using_at_sign
+        (Validator("TEST", is_type_of=str, default="@str +172800"), "+172800"),
+        # test_validator_can_provide_default: Validator("FOO", default="BAR")
+        (Validator("TEST", default="BAR"), "BAR"),
+        (Validator("TEST", default="@int 42"), 42),
+        (Validator("TEST", default="[1, 2]"), [1, 2]),
+        (Validator("TEST", default=5), 5),
+    ],
+)
+def test_string_defaults_are_parsed_like_environment_values(
+    validator: Validator, expected: Any
+) -> None:
+    outcome = run(validator)
+    assert outcome.ok, outcome.failures
+    assert outcome.patch == {"TEST": expected}
+    assert type(outcome.patch["TEST"]) is type(expected)
+
+
+def test_a_default_whose_cast_fails_is_refused_at_once() -> None:
+    with pytest.raises(ValueError, match="@int failed"):
+        Validator("x", default="@int forty")
+
+
+def test_messages_name_the_environment_in_upper_case() -> None:
+    # dynaconf tests/test_validators.py::test_validator_custom_message
+    custom_msg = "You cannot set {name} to {value} in env {env}"
+    outcome = run(
+        Validator("VERSION", ne=1, messages={"operations": custom_msg}),
+        env="development",
+        VERSION=1,
+    )
+    assert outcome.failures[0].message == custom_msg.format(
+        name="VERSION", value="1", env="DEVELOPMENT"
+    )
+    # no environment active: Dynaconf's default, DEVELOPMENT, as well
+    outcome = run(Validator("VERSION", ne=1, messages={"operations": custom_msg}), VERSION=1)
+    assert outcome.failures[0].message.endswith("in env DEVELOPMENT")
+
+
+def test_is_type_of_with_a_non_type_is_refused_when_the_validator_is_made() -> None:
+    # dynaconf tests/test_validators.py::test_is_type_of__raises__with_type_error gives
+    # is_type_of="invalid" and expects a ValidationError from validate(); here the rule itself
+    # is refused where it is written, before any configuration is loaded (the README says so).
+    with pytest.raises(TypeError, match="is_type_of='invalid' is not a type name"):
+        Validator("ENV_FOR_DYNACONF", is_type_of="invalid")
+    with pytest.raises(TypeError, match="is_type_of needs a type"):
+        Validator("x", is_type_of=42)

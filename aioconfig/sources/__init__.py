@@ -1,4 +1,5 @@
-"""Where configuration comes from: files, the environment, fixed mappings, HTTP, etcd; and
+"""Where configuration comes from: files (one, or a glob), the environment (and a ``.env``
+file), a secrets directory, fixed mappings, HTTP, etcd; and
 feature flags (ConfigCat, local overrides).
 
 The network sources (:class:`Http`, :class:`Etcd`, :class:`ConfigCat`) are imported on first use,
@@ -16,6 +17,8 @@ from ._base import Source as Source
 from ._env import Env as Env
 from ._file import File as File
 from ._flag_overrides import FlagOverrides as FlagOverrides
+from ._glob import Glob as Glob
+from ._secrets_dir import SecretsDir as SecretsDir
 from ._static import Static as Static
 
 if TYPE_CHECKING:
@@ -39,9 +42,11 @@ __all__ = (
     "Etcd",
     "File",
     "FlagOverrides",
+    "Glob",
     "Http",
     "NotModified",
     "Payload",
+    "SecretsDir",
     "Source",
     "Static",
 )

@@ -12,6 +12,13 @@ options, so what it prints is what the service sees. One-shot commands open it i
 mode (one load, no background work); ``watch`` in the default mode. Exit status: 0 success,
 1 a validation failure or a key that is not there, 2 a usage or source error. Errors are one
 line on stderr (a list only for validation failures); ``--debug`` adds the traceback.
+
+``dump --format toml`` has its own writer (``to_toml``) rather than ``tomli-w``, decided in
+issue 13 after reading tomli-w 1.2: a configuration holds nulls, which TOML cannot, and the dump
+must leave them out and name each path, where tomli-w raises a ``TypeError`` naming only the
+type; tomli-w also refuses sets, and writes a time offset with seconds that ``tomllib`` will not
+read back, where this writer refuses it naming the key. A pre-pass doing all that would be most
+of the writer, so it stays (property-tested to round-trip through ``tomllib``).
 """
 
 from __future__ import annotations

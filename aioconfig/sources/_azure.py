@@ -88,11 +88,9 @@ class SettingSelector:
     def __repr__(self) -> str:
         if self.snapshot_name is not None:
             return f"SettingSelector(snapshot_name={self.snapshot_name!r})"
+        label = "" if self.label_filter == NULL_LABEL else f", label_filter={self.label_filter!r}"
         tags = "" if self.tag_filters is None else f", tag_filters={self.tag_filters!r}"
-        return (
-            f"SettingSelector(key_filter={self.key_filter!r}, "
-            f"label_filter={self.label_filter!r}{tags})"
-        )
+        return f"SettingSelector(key_filter={self.key_filter!r}{label}{tags})"
 
 
 class WatchKey(NamedTuple):
@@ -764,4 +762,10 @@ def _azure_error(endpoint: str, what: str, exc: Exception) -> SourceError:
             error.retry_after = wait
             return error
         return SourceError(endpoint, problem, transient=False)
+    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
+
+    if isinstance(exc, ServiceRequestError):
+        return SourceUnavailable(endpoint, f"{what}: cannot connect")
+    if isinstance(exc, ServiceResponseError):
+        return SourceUnavailable(endpoint, f"{what}: no answer (the connection was lost)")
     return SourceUnavailable(endpoint, f"{what}: {type(exc).__name__}")

@@ -378,3 +378,17 @@ async def test_an_event_grid_push_swaps_the_change_in_at_once(
         sent = {token for header in store.sync_tokens_seen for token in header.split(",")}
         assert "pushed=cHVzaA==" in sent  # the event's token, sent on with the next reads
         print(f"\nazure push: event to swap in {took * 1000:.1f} ms (polling: half of 3600 s)")
+
+
+async def test_a_refused_connection_is_transient_and_named() -> None:
+    store = Store()
+    async with azure_server(store) as server:
+        cs = store.connection_string(server)
+    source = AzureAppConfig(connection_string=cs, selects=[SettingSelector(key_filter="app:*")])
+    try:
+        with pytest.raises(SourceUnavailable) as caught:
+            await source.load(None)
+    finally:
+        await source.aclose()
+    assert caught.value.transient
+    assert str(caught.value).endswith("SettingSelector(key_filter='app:*'): cannot connect")

@@ -342,8 +342,15 @@ _abandoned: list[aiohttp.ClientSession] = []
 
 
 def abandon(session: aiohttp.ClientSession) -> None:
-    """Leave ``session`` (another loop's or another process's) alone for good."""
+    """Leave ``session`` (another loop's or another process's) alone for good.
+
+    It is left open on purpose, so its connector is marked closed: otherwise aiohttp would warn
+    "Unclosed client session" about it when the interpreter exits (in every forked worker).
+    """
     _abandoned.append(session)
+    connector = session.connector
+    if connector is not None and hasattr(connector, "_closed"):
+        connector._closed = True  # aiohttp's own flag: its __del__ then leaves it alone
 
 
 async def send(

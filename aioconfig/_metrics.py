@@ -1,10 +1,11 @@
 """Metrics through OpenTelemetry's API: what a dashboard needs to show the configuration is fresh.
 
-Used when ``opentelemetry-api`` is installed (the ``otel`` extra) and otherwise not imported at
-all. Like every library instrumented with the API, aioconfig records into the global meter
-provider, which does nothing until the application configures an SDK; ``load(meter_provider=)``
-takes another provider instead. Importing the API costs about 17 ms, once, at the first
-``load()`` of a process that has it installed.
+Like every library instrumented with OpenTelemetry's API (the ``otel`` extra), aioconfig records
+into the global meter provider, which does nothing until the application configures an SDK;
+``load(meter_provider=)`` takes another provider instead. Without ``meter_provider=``, a Config
+records only if the application has imported the API by the time the Config opens (configuring
+an SDK does, and so does ``opentelemetry-instrument``): aioconfig never imports it itself, since
+that costs about 17 ms of start-up to every process that merely has it installed.
 
 Every instrument is on the meter ``aioconfig``. The attribute ``config`` names a Config by its
 sources (``"settings.toml,env:MYAPP_*"``), ``source`` one source by its name (masked, as in
@@ -32,7 +33,7 @@ instrument                     kind      what
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -139,14 +140,13 @@ def metrics_for(provider: Any | None) -> Metrics | None:
     """The instruments on ``provider``, or on the global provider when None; None when the
     OpenTelemetry API is not installed."""
     if provider is None:
-        try:
-            if importlib.util.find_spec("opentelemetry.metrics") is None:
-                return None
-        except ModuleNotFoundError:  # no opentelemetry at all
+        # Only where the application uses OpenTelemetry (it has imported the API, as an SDK's
+        # set-up or an auto-instrumentation does): the import costs about 17 ms, which a
+        # process that merely has the package installed should not pay at start-up.
+        api = sys.modules.get("opentelemetry.metrics")
+        if api is None:
             return None
-        from opentelemetry import metrics
-
-        provider = metrics.get_meter_provider()
+        provider = api.get_meter_provider()
     held = _by_provider.get(id(provider))
     if held is None or held[0] is not provider:
         held = _by_provider[id(provider)] = (provider, Metrics(provider))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -266,3 +268,41 @@ async def test_propagation_is_measured_from_the_files_mtime_to_the_swap(
         await wait_until(lambda: config.get("a") == 2)
         (spent,) = [p for _, p in points(reader)["aioconfig.propagation"]]
         assert spent.count == 1 and 2.0 <= spent.sum < 7.0
+
+
+GLOBAL_PROVIDER = """
+import anyio
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+import aioconfig
+from aioconfig.sources import Static
+
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+
+
+async def main():
+    async with aioconfig.load(Static({"a": 1}), mode="manual"):
+        data = reader.get_metrics_data()
+        names = {m.name for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics}
+        print(sorted(n for n in names if n.startswith("aioconfig.")))
+
+anyio.run(main)
+"""
+
+
+def test_an_application_that_configured_the_sdk_gets_the_metrics_without_an_option(
+    tmp_path: Path,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", GLOBAL_PROVIDER],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "aioconfig.fetches" in done.stdout and "aioconfig.version" in done.stdout

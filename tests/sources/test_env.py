@@ -248,3 +248,16 @@ async def test_dotenv_feeds_the_environment(tmp_path: Path) -> None:
 async def test_a_missing_dotenv_gives_no_variables(tmp_path: Path) -> None:
     env = Env("APP", environ={"APP_A": "1"}, dotenv=tmp_path / "missing.env")
     assert await load_data(env) == {"a": 1}
+
+
+async def test_dotenv_without_python_dotenv_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from aioconfig import SourceError
+
+    monkeypatch.setitem(sys.modules, "dotenv", None)  # as if not installed
+    env = Env("APP", environ={}, dotenv=tmp_path / ".env")
+    with pytest.raises(SourceError, match=r"pip install 'aioconfig\[dotenv\]'"):
+        await env.load(None)

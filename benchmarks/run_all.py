@@ -23,6 +23,7 @@ SCRIPTS = (
     "bench_layers.py",
     "bench_loop_stall.py",
     "bench_startup.py",
+    "bench_azure.py",
 )
 
 

@@ -392,3 +392,30 @@ async def test_a_refused_connection_is_transient_and_named() -> None:
         await source.aclose()
     assert caught.value.transient
     assert str(caught.value).endswith("SettingSelector(key_filter='app:*'): cannot connect")
+
+
+async def test_key_vault_values_stay_out_of_events_and_the_cache(
+    served: tuple[Store, TestServer], tmp_path: Path
+) -> None:
+    store, server = served
+    uri = "https://vault.vault.azure.net/secrets/api-token"
+    store.set("app:upstream", json.dumps({"uri": uri}), content_type=KEYVAULT_REF)
+    values = iter(["first-vault-value", "second-vault-value"])
+    cache = tmp_path / "cache.json"
+    async with load(
+        connection_string=store.connection_string(server),
+        secret_resolver=lambda _: next(values),
+        refresh_enabled=True,
+        cache=aioconfig.FileCache(cache),
+        mode="manual",
+    ) as config:
+        async with config.changes() as events:
+            store.set("app:color", "green")
+            result = await config.refresh(force=True)
+            assert result.changed
+            event = await events.__anext__()
+            assert "app:color" in event.keys
+            shown = repr(event) + repr(result) + repr(event.new)
+        assert config["app:upstream"] == "first-vault-value"  # cached by URI, as the provider
+    assert "vault-value" not in shown
+    assert cache.exists() and "vault-value" not in cache.read_text()

@@ -765,6 +765,10 @@ def _azure_error(endpoint: str, what: str, exc: Exception) -> SourceError:
     from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 
     if isinstance(exc, ServiceRequestError):
+        if "non-TLS" in str(exc):  # azure-core refuses to send a bearer token over http
+            return SourceError(
+                endpoint, f"{what}: a token credential needs an https:// endpoint", transient=False
+            )
         return SourceUnavailable(endpoint, f"{what}: cannot connect")
     if isinstance(exc, ServiceResponseError):
         return SourceUnavailable(endpoint, f"{what}: no answer (the connection was lost)")

@@ -419,3 +419,24 @@ async def test_key_vault_values_stay_out_of_events_and_the_cache(
         assert config["app:upstream"] == "first-vault-value"  # cached by URI, as the provider
     assert "vault-value" not in shown
     assert cache.exists() and "vault-value" not in cache.read_text()
+
+
+class _TokenCredential:
+    """An AsyncTokenCredential, as azure.identity.aio's are."""
+
+    async def get_token(self, *scopes: str, **options: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        return AccessToken("entra-token", int(time.time()) + 3600)
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_token_credential_over_http_is_refused_at_once(
+    served: tuple[Store, TestServer],
+) -> None:
+    store, server = served
+    with pytest.raises(aioconfig.InitialLoadError, match="needs an https:// endpoint"):
+        await load(endpoint(server), _TokenCredential(), startup_timeout=5)
+    assert store.requests == []  # the token never left

@@ -70,6 +70,7 @@ def _relinked(settings: dict[str, Setting]) -> dict[str, Setting]:
             rules.append(new_rule)
         relinked = copy.copy(setting)
         relinked.rules = tuple(rules)
+        relinked.quick = None  # compiled against the old prerequisites, if at all
         combined[key] = relinked
     for condition in conditions:
         condition.target = None

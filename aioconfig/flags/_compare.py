@@ -21,6 +21,14 @@ SDK" is the contract:
 
 A check raises ``Invalid`` when the attribute cannot be compared (the condition is skipped, as
 ConfigCat's "cannot evaluate" does) and ``Failure`` when the SDK would fail the evaluation.
+
+``build_test`` makes the same comparison in its quiet form, for ``_compile``: it takes the user's
+attribute dict, fetches the attribute itself and compares on the spot for the usual value types
+(a non-empty string; numbers; an aware datetime; a list of strings), with hashes as bytes. It
+raises ``GiveUp`` wherever the general path would have something to say (a missing attribute,
+a converted one, an invalid one) and lets any other error through (a KeyError for an attribute
+the user does not have): the caller then hands the whole evaluation to the general path, which
+says it.
 """
 
 from __future__ import annotations
@@ -31,8 +39,9 @@ import operator
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from hashlib import sha256
+from typing import Any
 
-from ._semver import SemVer, parse_semver
+from ._semver import SemVer, identity, parse_semver, precedence
 
 __all__ = (
     "COMPARATOR_TEXTS",
@@ -42,8 +51,11 @@ __all__ = (
     "TEXT_COMPARATORS",
     "Check",
     "Failure",
+    "GiveUp",
     "Invalid",
+    "Test",
     "build_check",
+    "build_test",
     "stringify",
 )
 
@@ -60,6 +72,14 @@ class Invalid(Exception):
 
 class Failure(Exception):
     """The SDK fails the whole evaluation here: the caller gets its default value back."""
+
+
+class GiveUp(Exception):
+    """The quiet path cannot decide without a word: the general path takes over from the start."""
+
+
+#: A condition in its quiet form: the user's attribute dict -> holds or not (or raises).
+Test = Callable[[dict[Any, object]], bool]
 
 
 # What the log prints between the attribute and the comparison value, by comparator number.
@@ -407,4 +427,375 @@ _NUMBER_BUILDERS: dict[int, Callable[[float], Check]] = {
     15: lambda number: _compare_number(operator.ge, number),
     18: lambda seconds: _compare_date(operator.lt, seconds),
     19: lambda seconds: _compare_date(operator.gt, seconds),
+}
+
+
+# -- quiet tests -----------------------------------------------------------------------------
+
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+_HEX = frozenset("0123456789abcdef")
+
+
+def _digest(text: str) -> bytes | None:
+    """A SHA-256 hex digest as bytes, or None for text no ``hexdigest()`` can ever equal."""
+    if len(text) == 64 and _HEX.issuperset(text):
+        return bytes.fromhex(text)
+    return None
+
+
+def build_test(
+    attribute: str,
+    comparator: int,
+    comparison: str | float | tuple[str, ...],
+    hash_suffix: bytes,
+    check: Check,
+) -> Test:
+    """The quiet form of the condition ``User.<attribute> <comparator> <comparison>``.
+
+    ``check`` is the condition's general check: the test falls back on it (it is pure) for value
+    types it has no shortcut for. ``comparator`` is one ``build_check`` accepted.
+    """
+    if COMPARISON_KINDS[comparator] == "d":
+        assert isinstance(comparison, (int, float))
+        comparison = float(comparison)  # as build_check compares: float against float
+    if comparator in TEXT_COMPARATORS:
+        builder = _TEXT_TESTS.get(comparator)
+        if builder is None:
+            return _text_test(attribute, check)
+        return builder(attribute, comparison, hash_suffix)
+    other_builder = _OTHER_TESTS.get(comparator)
+    if other_builder is None:
+        return _other_test(attribute, check)
+    return other_builder(attribute, comparison, hash_suffix, check)
+
+
+def _give_up(attrs: dict[Any, object]) -> bool:
+    raise GiveUp
+
+
+def _text_test(attribute: str, check: Check) -> Test:
+    def test(attrs: dict[Any, object]) -> bool:
+        value = attrs[attribute]
+        if value.__class__ is not str or not value:
+            raise GiveUp  # missing, or converted to text (both warned about)
+        return check(value)
+
+    return test
+
+
+def _other_test(attribute: str, check: Check) -> Test:
+    def test(attrs: dict[Any, object]) -> bool:
+        return _checked(attrs[attribute], check)
+
+    return test
+
+
+def _checked(value: object, check: Check) -> bool:
+    """The general check, for a value type without a shortcut (it raises ``Invalid`` itself)."""
+    if value is None or (isinstance(value, str) and not value):
+        raise GiveUp  # missing
+    return check(value)
+
+
+# -- quiet text tests: the attribute is a non-empty str, or the general path takes over
+
+_TextBuilder = Callable[[str, Any, bytes], Test]
+
+
+def _one_of_test(attribute: str, items: tuple[str, ...], negate: bool) -> Test:
+    wanted = frozenset(items)
+    if negate:
+
+        def test_not(attrs: dict[Any, object]) -> bool:
+            value = attrs[attribute]
+            if value.__class__ is not str or not value:
+                raise GiveUp
+            return value not in wanted
+
+        return test_not
+
+    def test(attrs: dict[Any, object]) -> bool:
+        value = attrs[attribute]
+        if value.__class__ is not str or not value:
+            raise GiveUp
+        return value in wanted
+
+    return test
+
+
+def _equals_test(attribute: str, comparison: str, negate: bool) -> Test:
+    def test(attrs: dict[Any, object]) -> bool:
+        value = attrs[attribute]
+        if value.__class__ is not str or not value:
+            raise GiveUp
+        return (value == comparison) != negate
+
+    return test
+
+
+def _contains_test(attribute: str, items: tuple[str, ...], negate: bool) -> Test:
+    def test(attrs: dict[Any, object]) -> bool:
+        value = attrs[attribute]
+        if value.__class__ is not str or not value:
+            raise GiveUp
+        for item in items:
+            if item in value:
+                return not negate
+        return negate
+
+    return test
+
+
+def _affix_test(attribute: str, items: tuple[str, ...], ends: bool, negate: bool) -> Test:
+    if ends:
+
+        def test_ends(attrs: dict[Any, object]) -> bool:
+            value = attrs[attribute]
+            if value.__class__ is not str or not value:
+                raise GiveUp
+            return value.endswith(items) != negate
+
+        return test_ends
+
+    def test(attrs: dict[Any, object]) -> bool:
+        value = attrs[attribute]
+        if value.__class__ is not str or not value:
+            raise GiveUp
+        return value.startswith(items) != negate
+
+    return test
+
+
+def _hashed_one_of_test(
+    attribute: str, items: tuple[str, ...], suffix: bytes, negate: bool
+) -> Test:
+    wanted = frozenset(digest for item in items if (digest := _digest(item)) is not None)
+
+    def test(attrs: dict[Any, object]) -> bool:
+        value = attrs[attribute]
+        if value.__class__ is not str or not value:
+            raise GiveUp
+        return (sha256(value.encode() + suffix).digest() in wanted) != negate
+
+    return test
+
+
+def _hashed_equals_test(attribute: str, comparison: str, suffix: bytes, negate: bool) -> Test:
+    target = _digest(comparison)
+
+    def test(attrs: dict[Any, object]) -> bool:
+        value = attrs[attribute]
+        if value.__class__ is not str or not value:
+            raise GiveUp
+        return (sha256(value.encode() + suffix).digest() == target) != negate
+
+    return test
+
+
+def _hashed_affix_test(
+    attribute: str, items: tuple[str, ...], suffix: bytes, ends: bool, negate: bool
+) -> Test:
+    entries: list[tuple[int, bytes | None]] = []
+    for item in items:
+        try:
+            cut = item.index("_")
+            entries.append((int(item[:cut]), _digest(item[cut + 1 :])))
+        except ValueError:
+            return _give_up  # the general path fails the evaluation if it gets that far
+    if not entries:
+        return _constant_text_test(attribute, negate)
+
+    def test(attrs: dict[Any, object]) -> bool:
+        value = attrs[attribute]
+        if value.__class__ is not str or not value:
+            raise GiveUp
+        data = value.encode()
+        size = len(data)
+        for length, digest in entries:
+            if size >= length:
+                # The general check's slicing, quirks and all (data[-0:] is all of data).
+                part = data[-length:] if ends else data[:length]
+                if sha256(part + suffix).digest() == digest:
+                    return not negate
+        return negate
+
+    return test
+
+
+def _constant_text_test(attribute: str, result: bool) -> Test:
+    def test(attrs: dict[Any, object]) -> bool:
+        value = attrs[attribute]
+        if value.__class__ is not str or not value:
+            raise GiveUp
+        return result
+
+    return test
+
+
+_TEXT_TESTS: dict[int, _TextBuilder] = {
+    0: lambda attribute, items, _: _one_of_test(attribute, items, False),
+    1: lambda attribute, items, _: _one_of_test(attribute, items, True),
+    2: lambda attribute, items, _: _contains_test(attribute, items, False),
+    3: lambda attribute, items, _: _contains_test(attribute, items, True),
+    16: lambda attribute, items, suffix: _hashed_one_of_test(attribute, items, suffix, False),
+    17: lambda attribute, items, suffix: _hashed_one_of_test(attribute, items, suffix, True),
+    20: lambda attribute, text, suffix: _hashed_equals_test(attribute, text, suffix, False),
+    21: lambda attribute, text, suffix: _hashed_equals_test(attribute, text, suffix, True),
+    22: lambda attribute, items, suffix: _hashed_affix_test(attribute, items, suffix, False, False),
+    23: lambda attribute, items, suffix: _hashed_affix_test(attribute, items, suffix, False, True),
+    24: lambda attribute, items, suffix: _hashed_affix_test(attribute, items, suffix, True, False),
+    25: lambda attribute, items, suffix: _hashed_affix_test(attribute, items, suffix, True, True),
+    28: lambda attribute, text, _: _equals_test(attribute, text, False),
+    29: lambda attribute, text, _: _equals_test(attribute, text, True),
+    30: lambda attribute, items, _: _affix_test(attribute, items, False, False),
+    31: lambda attribute, items, _: _affix_test(attribute, items, False, True),
+    32: lambda attribute, items, _: _affix_test(attribute, items, True, False),
+    33: lambda attribute, items, _: _affix_test(attribute, items, True, True),
+}
+
+
+# -- quiet tests of numbers, dates, versions and arrays: shortcuts for the usual value types,
+# the general check for the others
+
+_OtherBuilder = Callable[[str, Any, bytes, Check], Test]
+
+
+def _number_test(attribute: str, relation: str, comparison: float, check: Check) -> Test:
+    holds = _OPERATORS[relation]
+
+    def test(attrs: dict[Any, object]) -> bool:
+        value = attrs[attribute]
+        kind = value.__class__
+        if kind is int or kind is float:
+            return holds(float(value), comparison)  # type: ignore[arg-type]
+        if kind is str and value:
+            return holds(float(value.replace(",", ".")), comparison)  # type: ignore[attr-defined]
+        return _checked(value, check)
+
+    return test
+
+
+def _date_test(attribute: str, relation: str, comparison: float, check: Check) -> Test:
+    holds = _OPERATORS[relation]
+
+    def test(attrs: dict[Any, object]) -> bool:
+        value = attrs[attribute]
+        kind = value.__class__
+        if kind is datetime and value.tzinfo is not None:  # type: ignore[attr-defined]
+            # seconds_since_epoch(), the same arithmetic.
+            return holds((value - _EPOCH).total_seconds(), comparison)  # type: ignore[operator]
+        if kind is int or kind is float:
+            return holds(float(value), comparison)  # type: ignore[arg-type]
+        if kind is str and value:
+            return holds(float(value.replace(",", ".")), comparison)  # type: ignore[attr-defined]
+        return _checked(value, check)
+
+    return test
+
+
+def _semver_one_of_test(attribute: str, items: tuple[str, ...], negate: bool, check: Check) -> Test:
+    texts = [stripped for item in items if (stripped := item.strip())]
+    keys = [identity(text) for text in texts]
+    if not texts or any(key is None for key in keys):
+        # No versions: any present value "matches none". A malformed (or very long) entry:
+        # never a match, always a warning. The general check knows both.
+        return _other_test(attribute, check)
+    wanted = frozenset(keys)
+
+    def test(attrs: dict[Any, object]) -> bool:
+        value = attrs[attribute]
+        if value.__class__ is str and value:
+            key = identity(value.strip())
+            if key is None:
+                raise GiveUp  # invalid (warned about), or too long for the shortcut
+            return (key in wanted) != negate
+        return _checked(value, check)
+
+    return test
+
+
+def _semver_order_test(attribute: str, operator_text: str, comparison: str, check: Check) -> Test:
+    # Split as _semver_order splits (see there).
+    expression = operator_text + comparison.strip()
+    head = expression[:2]
+    if head in _OPERATORS:
+        version_text = expression[2:]
+    else:
+        head, version_text = expression[0], expression[1:]
+    target = precedence(version_text)
+    if target is None:
+        return _other_test(attribute, check)  # every value invalid: the general check says so
+    holds = _OPERATORS[head]
+
+    def test(attrs: dict[Any, object]) -> bool:
+        value = attrs[attribute]
+        if value.__class__ is str and value:
+            key = precedence(value.strip())
+            if key is None:
+                raise GiveUp  # invalid (warned about), or too long for the shortcut
+            return holds(key, target)
+        return _checked(value, check)
+
+    return test
+
+
+def _array_test(attribute: str, items: tuple[str, ...], negate: bool, check: Check) -> Test:
+    wanted = frozenset(items)
+
+    def test(attrs: dict[Any, object]) -> bool:
+        value = attrs[attribute]
+        if value.__class__ is list:
+            "".join(value)  # TypeError unless all are strings
+            return wanted.isdisjoint(value) == negate
+        return _checked(value, check)
+
+    return test
+
+
+def _hashed_array_test(
+    attribute: str, items: tuple[str, ...], suffix: bytes, negate: bool, check: Check
+) -> Test:
+    wanted = frozenset(digest for item in items if (digest := _digest(item)) is not None)
+
+    def test(attrs: dict[Any, object]) -> bool:
+        value = attrs[attribute]
+        if value.__class__ is list:
+            "".join(value)  # TypeError unless all are strings
+            digests = [sha256(item.encode() + suffix).digest() for item in value]
+            return wanted.isdisjoint(digests) == negate
+        return _checked(value, check)
+
+    return test
+
+
+_OTHER_TESTS: dict[int, _OtherBuilder] = {
+    4: lambda attribute, items, _, check: _semver_one_of_test(attribute, items, False, check),
+    5: lambda attribute, items, _, check: _semver_one_of_test(attribute, items, True, check),
+    6: lambda attribute, text, _, check: _semver_order_test(attribute, "<", text, check),
+    7: lambda attribute, text, _, check: _semver_order_test(attribute, "<=", text, check),
+    8: lambda attribute, text, _, check: _semver_order_test(attribute, ">", text, check),
+    9: lambda attribute, text, _, check: _semver_order_test(attribute, ">=", text, check),
+    10: lambda attribute, number, _, check: _number_test(attribute, "==", number, check),
+    11: lambda attribute, number, _, check: _number_test(attribute, "!=", number, check),
+    12: lambda attribute, number, _, check: _number_test(attribute, "<", number, check),
+    13: lambda attribute, number, _, check: _number_test(attribute, "<=", number, check),
+    14: lambda attribute, number, _, check: _number_test(attribute, ">", number, check),
+    15: lambda attribute, number, _, check: _number_test(attribute, ">=", number, check),
+    18: lambda attribute, seconds, _, check: _date_test(attribute, "<", seconds, check),
+    19: lambda attribute, seconds, _, check: _date_test(attribute, ">", seconds, check),
+    26: lambda attribute, items, suffix, check: _hashed_array_test(
+        attribute, items, suffix, False, check
+    ),
+    27: lambda attribute, items, suffix, check: _hashed_array_test(
+        attribute, items, suffix, True, check
+    ),
+    34: lambda attribute, items, _, check: _array_test(attribute, items, False, check),
+    35: lambda attribute, items, _, check: _array_test(attribute, items, True, check),
 }

@@ -10,16 +10,19 @@ setting's own value.
 
 When the logger ``aioconfig.flags`` is enabled for INFO, each evaluation also logs why it
 decided what it did, rule by rule, in the shape of ConfigCat's evaluation log. When it is not,
-none of that text is ever built: the logger is asked once per evaluation.
+none of that text is ever built: the logger is asked once per evaluation, and for a ``User``
+the setting's compiled form answers first (``_compile``, "the quiet path"). It answers only
+when there is nothing to say; on a warning or an error to come, the general path below starts
+over and says it.
 """
 
 from __future__ import annotations
 
 import logging
-from struct import Struct
 from typing import Any, TypeVar
 
 from ._compare import Failure, Invalid, stringify
+from ._compile import quick
 from ._details import EvaluationDetails
 from ._model import (
     UNKNOWN_COMPARATOR,
@@ -33,7 +36,8 @@ from ._model import (
     UserCondition,
     _mismatched,
 )
-from ._user import User
+from ._model import bucket as _bucket
+from ._user import User, percentage_identifier
 
 __all__ = ("evaluate",)
 
@@ -42,11 +46,13 @@ T = TypeVar("T")
 logger = logging.getLogger("aioconfig.flags")
 _INFO = logging.INFO
 _logs_info = logger.isEnabledFor  # bound once: this runs on every evaluation
-#: What ``isEnabledFor`` last worked out per level (True/False), None before it has: a peek at
-#: the logger's own cache, which logging empties whenever a level changes. Half the cost of the
-#: call, for the one path where that matters (a flag without targeting). Without the cache
-#: (another logging implementation) it always says None, and the caller asks properly.
-info_cached = getattr(logger, "_cache", {}).get
+#: What ``isEnabledFor`` last worked out per level (True/False), no entry before it has: the
+#: logger's own cache, which logging empties (never replaces) whenever a level changes. Looking
+#: there first costs a dict lookup instead of a method call, on the paths where that matters.
+#: Without the cache (another logging implementation) it is always empty, and the callers ask
+#: properly.
+info_is_enabled: dict[int, bool] = getattr(logger, "_cache", {})
+info_cached = info_is_enabled.get
 
 _Outcome = EvaluationDetails[Any]
 # What a condition comes to: True (holds), False (does not), or why it cannot be evaluated.
@@ -72,19 +78,16 @@ def evaluate(
         setting = flags._settings[key]
     except KeyError:
         return _not_found(flags, key, default_value)
-    if _logs_info(_INFO):
+    if info_cached(_INFO) is not False and _logs_info(_INFO):
         return _evaluate_logged(setting, default_value, user)
     result = setting.fixed
     if result is None:
-        split = setting.split
-        if split is not None and user.__class__ is User:
-            # A rollout on the identifier, for a user (the SDK's path, without the detours).
-            identifier = user._percentage_identifier
-            if identifier.__class__ is str:
-                index = split.table[_bucket(setting, identifier)]
-                picked = split.outcomes[index] if index >= 0 else setting.outcome
-                assert not isinstance(picked, str)  # Setting.split holds no error outcomes
-                result = picked
+        if user.__class__ is User:
+            # The quiet path (see _compile); on anything worth a word, the general path.
+            try:
+                result = (setting.quick or quick(setting))(user._attributes)
+            except Exception:
+                result = None
         if result is None:
             try:
                 result = _decide(setting, _Run(user, None))
@@ -336,7 +339,7 @@ def _percentage(percentages: Percentages, setting: Setting, run: _Run) -> _Outco
         return None
     attribute = setting.percentage_attribute
     if attribute is None:
-        value: object = user._percentage_identifier
+        value: object = percentage_identifier(user)
     else:
         value = user._attributes.get(attribute)
         if value is None:
@@ -370,27 +373,6 @@ def _percentage(percentages: Percentages, setting: Setting, run: _Run) -> _Outco
     if isinstance(outcome, str):
         raise Failure(outcome)
     return outcome
-
-
-# Buckets already worked out, by (setting key, text): a pure function of the two, and SHA-1 is
-# the costliest step of an evaluation. Cleared when full: a bound, and no bookkeeping per hit.
-_BUCKETS: dict[tuple[str, str], int] = {}
-_BUCKETS_MAX = 16384
-_FIRST_32_BITS = Struct(">I").unpack_from
-
-
-def _bucket(setting: Setting, text: str) -> int:
-    """The user's bucket 0..99: the first 7 hex digits (28 bits) of SHA-1(key + text), mod 100."""
-    cache_key = (setting.key, text)
-    bucket = _BUCKETS.get(cache_key)
-    if bucket is None:
-        hasher = setting.key_hasher.copy()
-        hasher.update(text.encode())
-        bucket = (_FIRST_32_BITS(hasher.digest())[0] >> 4) % 100
-        if len(_BUCKETS) >= _BUCKETS_MAX:
-            _BUCKETS.clear()
-        _BUCKETS[cache_key] = bucket
-    return bucket
 
 
 # -- the logged variants: the same decisions, told as they are made ---------------------------

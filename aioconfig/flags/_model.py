@@ -22,9 +22,10 @@ Where the line between "malformed document" and "evaluation error" runs:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from hashlib import sha1
+from struct import Struct
 from typing import Any
 
 from .._exceptions import ParseError
@@ -49,6 +50,7 @@ __all__ = (
     "SegmentCondition",
     "Setting",
     "UserCondition",
+    "bucket",
     "parse_flags",
 )
 
@@ -63,11 +65,24 @@ _VALUE_FIELDS: tuple[tuple[str, type], ...] = (("b", bool), ("s", str), ("i", in
 
 UNKNOWN_COMPARATOR = "Comparison operator is missing or invalid."
 
+#: A setting compiled for the quiet path: the user's attribute dict -> the result, or an
+#: exception when the general path has to take over (see ``_compile``).
+Quick = Callable[[dict[Any, object]], EvaluationDetails[Any]]
+
 
 class UserCondition:
     """``User.<attribute> <comparator> <comparison value>``."""
 
-    __slots__ = ("attribute", "check", "comparator", "early_error", "text", "textual")
+    __slots__ = (
+        "attribute",
+        "check",
+        "comparator",
+        "comparison",
+        "early_error",
+        "hash_suffix",
+        "text",
+        "textual",
+    )
 
     def __init__(
         self,
@@ -76,10 +91,15 @@ class UserCondition:
         check: Check,
         text: str,
         early_error: str | None,
+        comparison: str | float | tuple[str, ...] = (),
+        hash_suffix: bytes = b"",
     ) -> None:
         self.attribute = attribute
         self.comparator = comparator
         self.check = check
+        #: What ``check`` was built from, for its quiet form (``_compare.build_test``).
+        self.comparison = comparison
+        self.hash_suffix = hash_suffix
         #: How the log and the warnings show the condition (hashed values masked).
         self.text = text
         #: The SDK fails the evaluation as soon as it reaches this condition.
@@ -194,10 +214,10 @@ class Setting:
         "outcome",
         "percentage_attribute",
         "percentages",
+        "quick",
         "raw",
         "rules",
         "setting_type",
-        "split",
     )
 
     def __init__(
@@ -226,23 +246,35 @@ class Setting:
         self.fixed = (
             outcome if not rules and percentages is None and not isinstance(outcome, str) else None
         )
-        #: A plain percentage rollout: no rules, options on the identifier, every option (and
-        #: the value for an unassigned bucket) usable. The other fast path.
-        self.split = (
-            percentages
-            if not rules
-            and percentages is not None
-            and percentage_attribute is None
-            and not isinstance(outcome, str)
-            and not any(isinstance(o, str) for o in percentages.outcomes)
-            else None
-        )
+        #: The setting compiled for the quiet path (``_compile.quick``), on first use.
+        self.quick: Quick | None = None
+
+
+# Buckets already worked out, by (setting key, text): a pure function of the two, and SHA-1 is
+# the costliest step of an evaluation. Cleared when full: a bound, and no bookkeeping per hit.
+_BUCKETS: dict[tuple[str, str], int] = {}
+_BUCKETS_MAX = 16384
+_FIRST_32_BITS = Struct(">I").unpack_from
+
+
+def bucket(setting: Setting, text: str) -> int:
+    """The user's bucket 0..99: the first 7 hex digits (28 bits) of SHA-1(key + text), mod 100."""
+    cache_key = (setting.key, text)
+    found = _BUCKETS.get(cache_key)
+    if found is None:
+        hasher = setting.key_hasher.copy()
+        hasher.update(text.encode())
+        found = (_FIRST_32_BITS(hasher.digest())[0] >> 4) % 100
+        if len(_BUCKETS) >= _BUCKETS_MAX:
+            _BUCKETS.clear()
+        _BUCKETS[cache_key] = found
+    return found
 
 
 class FlagConfig:
     """A parsed ``config_v6.json``: the settings by key, ready for ``evaluate``. Immutable."""
 
-    __slots__ = ("_fixed", "_settings", "document", "salt", "source")
+    __slots__ = ("_fixed", "_index", "_settings", "document", "salt", "source")
 
     def __init__(
         self,
@@ -260,6 +292,7 @@ class FlagConfig:
         #: what a cache stores, since parsing it again gives the same FlagConfig.
         self.document = document
         self._fixed: dict[str, Any] | None = None
+        self._index: dict[str, Any] | None = None
 
     def fixed_values(self) -> dict[str, Any]:
         """Key -> value of every setting that serves one value to everyone, whatever the user
@@ -272,6 +305,17 @@ class FlagConfig:
                 if setting.fixed is not None
             }
         return fixed
+
+    def index(self) -> dict[str, Any]:
+        """Key -> the value of a setting that serves one value to everyone, else the Setting:
+        what ``Config.get_value`` looks a key up in."""
+        index = self._index
+        if index is None:
+            index = self._index = {
+                key: setting.fixed.value if setting.fixed is not None else setting
+                for key, setting in self._settings.items()
+            }
+        return index
 
     def is_static(self, key: str) -> bool:
         """Whether ``key`` serves one value to everyone: no targeting rules, no percentages.
@@ -547,7 +591,9 @@ class _Parser:
             check = build_check(comparator, comparison, suffix)
         except OverflowError:  # float() of an integer beyond any double
             raise self.fail(field_path, "number out of range") from None
-        return UserCondition(attribute or "", comparator, check, text, early_error)
+        return UserCondition(
+            attribute or "", comparator, check, text, early_error, comparison, suffix
+        )
 
     def segment_condition(
         self, node: object, path: str, segments: tuple[Segment, ...]

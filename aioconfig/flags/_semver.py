@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ("SemVer", "parse_semver")
+__all__ = ("SemVer", "identity", "parse_semver", "precedence")
 
 # ASCII only, as the reference parses with re.ASCII: other Unicode digits make no version.
 _NUMBER = r"(?:0|[1-9][0-9]*)"
@@ -76,3 +76,42 @@ def parse_semver(text: str) -> SemVer | None:
         (0, len(part), part) if part.isdigit() else (1, 0, part) for part in pre.split(".")
     )
     return SemVer(core, keys)
+
+
+# int() of up to this many digits never meets sys.get_int_max_str_digits(), whatever it is set
+# to (640 is the least it accepts, 0 means no limit).
+_SAFE_DIGITS = 640
+_fullmatch = _GRAMMAR.fullmatch
+
+
+def precedence(text: str) -> tuple[object, ...] | None:
+    """A key for the version ``text`` spells exactly, or None: two keys compare as their
+    versions' precedence does (``<``, ``==``), without making numbers or a ``SemVer``.
+
+    Numbers without leading zeros compare as (length, digits); a release gets ``1`` after its
+    core, a prerelease ``0`` and its identifiers' keys. None also for a text too long to be sure
+    that ``parse_semver`` (which makes ints) would take it; the caller then asks that.
+    """
+    if len(text) > _SAFE_DIGITS:
+        return None
+    match = _fullmatch(text)
+    if match is None:
+        return None
+    major, minor, patch, pre = match.groups()
+    if pre is None:
+        return (len(major), major, len(minor), minor, len(patch), patch, 1)
+    keys = tuple(
+        (0, len(part), part) if part.isdigit() else (1, 0, part) for part in pre.split(".")
+    )
+    return (len(major), major, len(minor), minor, len(patch), patch, 0, keys)
+
+
+def identity(text: str) -> tuple[str | None, ...] | None:
+    """A key for the version ``text`` spells exactly, or None, that two versions share exactly
+    when their precedence is equal: its numbers and prerelease identifiers as written (the
+    grammar allows one spelling of each), without the build. Cheaper than ``precedence``.
+    """
+    if len(text) > _SAFE_DIGITS:
+        return None
+    match = _fullmatch(text)
+    return None if match is None else match.groups()

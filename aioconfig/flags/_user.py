@@ -13,6 +13,18 @@ __all__ = ("User",)
 _EMPTY: Mapping[str, object] = MappingProxyType({})
 
 
+class _Custom:
+    """The key under which a user's attribute dict keeps its ``custom`` view: never a name."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<custom>"
+
+
+_CUSTOM = _Custom()
+
+
 class User:
     """The subject of an evaluation: an identifier plus the attributes targeting rules look at.
 
@@ -26,22 +38,12 @@ class User:
     A User never changes, and is hashable when its custom values are.
     """
 
-    __slots__ = (
-        "_attributes",
-        "_percentage_identifier",
-        "country",
-        "custom",
-        "email",
-        "identifier",
-    )
+    # One dict holds everything a condition can name, so an evaluation looks each attribute up
+    # once, and making a User sets a single slot: users are often made per request. Keys that are
+    # not strings (``_CUSTOM``, the evaluator's percentage buckets) can never clash with a name.
+    __slots__ = ("_attributes",)
 
-    identifier: str
-    email: str | None
-    country: str | None
-    custom: Mapping[str, object]
-    # Everything a condition can name, in one dict: one lookup per condition on the hot path.
-    _attributes: dict[str, object]
-    _percentage_identifier: object
+    _attributes: dict[Any, object]
 
     def __init__(
         self,
@@ -50,20 +52,32 @@ class User:
         country: str | None = None,
         custom: Mapping[str, object] | None = None,
     ) -> None:
-        custom_copy = dict(custom) if custom else {}
-        attributes: dict[str, object] = dict(custom_copy)
-        attributes["Identifier"] = identifier
-        attributes["Email"] = email
-        attributes["Country"] = country
-        setter = object.__setattr__
-        setter(self, "identifier", identifier)
-        setter(self, "email", email)
-        setter(self, "country", country)
-        setter(self, "custom", MappingProxyType(custom_copy) if custom_copy else _EMPTY)
-        setter(self, "_attributes", attributes)
-        # Percentage options hash the identifier; ConfigCat reads a missing one as "" there,
-        # while a condition on User.Identifier treats it as missing.
-        setter(self, "_percentage_identifier", "" if identifier is None else identifier)
+        if custom:
+            custom_copy = dict(custom)
+            attributes: dict[Any, object] = dict(custom_copy)
+            attributes["Identifier"] = identifier
+            attributes["Email"] = email
+            attributes["Country"] = country
+            attributes[_CUSTOM] = MappingProxyType(custom_copy)
+        else:
+            attributes = {"Identifier": identifier, "Email": email, "Country": country}
+        _set_attributes(self, attributes)
+
+    @property
+    def identifier(self) -> str:
+        return self._attributes["Identifier"]  # type: ignore[return-value]
+
+    @property
+    def email(self) -> str | None:
+        return self._attributes["Email"]  # type: ignore[return-value]
+
+    @property
+    def country(self) -> str | None:
+        return self._attributes["Country"]  # type: ignore[return-value]
+
+    @property
+    def custom(self) -> Mapping[str, object]:
+        return self._attributes.get(_CUSTOM, _EMPTY)  # type: ignore[return-value]
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"User is immutable: cannot set {name!r}")
@@ -98,13 +112,25 @@ class User:
     def to_json(self) -> str:
         """The attributes as compact JSON, as the evaluation log shows them (None left out)."""
         dump: dict[str, Any] = {
-            "Identifier": self._percentage_identifier,
+            "Identifier": percentage_identifier(self),
             "Email": self.email,
             "Country": self.country,
         }
         dump.update(self.custom)
         present = {name: value for name, value in dump.items() if value is not None}
         return json.dumps(present, ensure_ascii=False, separators=(",", ":"), default=_loggable)
+
+
+# The slot's own setter: User.__setattr__ refuses every assignment, and this is a third of the
+# cost of object.__setattr__.
+_set_attributes = User.__dict__["_attributes"].__set__
+
+
+def percentage_identifier(user: User) -> object:
+    """What percentage options hash by default: ConfigCat reads a missing identifier as "" there,
+    while a condition on User.Identifier treats it as missing."""
+    identifier = user._attributes["Identifier"]
+    return "" if identifier is None else identifier
 
 
 def _loggable(value: object) -> object:

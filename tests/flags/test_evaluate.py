@@ -1037,7 +1037,7 @@ def test_a_user_is_a_frozen_value() -> None:
     )
     assert repr(User("1")) == "User('1')"
     with pytest.raises(AttributeError):
-        user.identifier = "43"
+        user.identifier = "43"  # type: ignore[misc]
     with pytest.raises(TypeError):
         cast(Any, user.custom)["Plan"] = "x"
     with pytest.raises(TypeError):

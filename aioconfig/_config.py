@@ -23,9 +23,10 @@ from ._events import ChangeStream, Hub
 from ._exceptions import ClosedError, ConfigError, KeyNotFound
 from ._history import HistoryEntry, render
 from ._snapshot import Snapshot
+from .flags._compile import quick
 from .flags._details import EvaluationDetails
-from .flags._evaluate import _INFO, info_cached
-from .flags._model import FlagConfig
+from .flags._evaluate import _INFO, evaluate, info_is_enabled
+from .flags._model import FlagConfig, Setting
 from .flags._user import User
 from .sources._base import Source
 
@@ -68,13 +69,6 @@ _NOT_OPEN = _Unavailable(
     "this Config is not open yet: use `config = await load(...)` or `async with load(...)`"
 )
 _CLOSED = _Unavailable("this Config is closed")
-
-
-class _Evaluate:
-    """Marks a flag that needs evaluating; no default value can be of this class."""
-
-
-_EVALUATE = _Evaluate()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +129,8 @@ class Config(Mapping[str, Any]):
     def __init__(self, sources: Sequence[Source], *, max_init_wait: float, **engine: Any) -> None:
         # Made by load(), which checks every option; ``engine`` goes to the Engine as it is.
         self._flat: Any = _NOT_OPEN
-        self._fixed: Any = _NOT_OPEN
+        self._flag_index: Any = _NOT_OPEN
+        self._default_user: User | None = None
         self._bound: Any = _NOT_OPEN
         self._state = _State.UNOPENED
         self._max_init_wait = max_init_wait
@@ -249,14 +244,33 @@ class Config(Mapping[str, Any]):
         the problem is logged on ``aioconfig.flags`` and shown by :meth:`get_value_details`.
         Raises only ``ClosedError`` when the Config is not open.
         """
-        value = self._fixed.get(key, _EVALUATE)
-        # A flag without targeting asked for with a default of its type: nothing to evaluate,
-        # nothing to warn about, and (with INFO off) nothing to log. Else, the whole evaluation.
-        if value.__class__ is default.__class__ and info_cached(_INFO) is False:
-            return value
+        # The quiet path, when the flags logger is known to be below INFO (logging's own cache
+        # of isEnabledFor says False; a KeyError when it was emptied): a flag without targeting
+        # asked for with a default of its type is its value; one with targeting, for a User,
+        # goes to its compiled form (see flags._compile). Anything else (a default of another
+        # type, to be warned about; whatever the compiled form gives up on): the evaluation.
+        try:
+            if not info_is_enabled[_INFO]:
+                value = self._flag_index[key]  # a flag's value for everyone, or its Setting
+                if value.__class__ is default.__class__:
+                    return value
+                if value.__class__ is Setting:
+                    who = self._default_user if user is None else user
+                    if who.__class__ is User:
+                        value = (value.quick or quick(value))(who._attributes).value
+                        if value.__class__ is default.__class__ or default is None:
+                            return value
+                elif default is None:  # no type to be warned about
+                    return value
+        except Exception:  # KeyError, ClosedError, or the quiet path giving up: all said below
+            pass
         snapshot = self._engine.snapshot
-        assert snapshot is not None  # the check above raised if the Config is not open
-        return snapshot.get_value(key, default, user)
+        if snapshot is None or self._flag_index.__class__ is _Unavailable:
+            self._check_open()
+        assert snapshot is not None
+        return evaluate(
+            snapshot.flags, key, default, snapshot.default_user if user is None else user
+        ).value
 
     def get_value_details(
         self, key: str, default: _T, user: User | None = None
@@ -275,9 +289,10 @@ class Config(Mapping[str, Any]):
 
     def _swap(self, snapshot: Snapshot) -> None:
         # The engine has just made ``snapshot`` current; readers see it through this one index,
-        # and flags without targeting through the other.
+        # and flags through the other (a value for everyone, or the Setting to evaluate).
         self._flat = snapshot._flat
-        self._fixed = snapshot.flags.fixed_values()
+        self._flag_index = snapshot.flags.index()
+        self._default_user = snapshot.default_user
         self._bound = snapshot._bound
 
     # ------------------------------------------------------------------ refresh and events
@@ -477,7 +492,7 @@ class Config(Mapping[str, Any]):
             return
         self._closing = True
         self._state = _State.CLOSED if self._failure is None else _State.FAILED
-        self._flat = self._fixed = self._bound = self._unavailable()
+        self._flat = self._flag_index = self._bound = self._unavailable()
         self._engine.stop()
         if self._opening is not None:
             self._opening.cancel()

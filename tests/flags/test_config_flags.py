@@ -333,3 +333,36 @@ async def test_flags_without_targeting_still_log_and_warn(caplog: pytest.LogCapt
         assert config.get_value("plain", True) is False
     with pytest.raises(ClosedError):
         config.get_value("plain", True)
+
+
+async def test_flags_with_targeting_answer_as_get_value_details_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    flags = {
+        "p": {"s": "salt"},
+        "f": {
+            "hu": bool_flag(False, [country_is("HU", True)]),
+            "split": {"t": 1, "v": {"s": "rest"}, "p": [{"p": 50, "v": {"s": "half"}}]},
+        },
+    }
+    hungarian = User("7", country="HU")
+    async with load(MutableSource(flags=flags), mode="manual", default_user=hungarian) as config:
+        users = [None, hungarian, User("8", country="AT"), User("9", country="DE")]
+        with caplog.at_level(logging.WARNING, logger="aioconfig.flags"):
+            for user in users:
+                for key, default in (("hu", False), ("split", ""), ("split", None)):
+                    expected = config.get_value_details(key, default, user).value
+                    assert config.get_value(key, default, user) == expected
+            assert caplog.records == []
+            # A default of another type: the answer still comes, with the warning.
+            assert config.get_value("hu", "no", hungarian) is True
+            assert any("does not match the type" in r.getMessage() for r in caplog.records)
+            caplog.clear()
+            # A user without the attribute: the warning the general path gives.
+            assert config.get_value("hu", False, User("11")) is False
+            assert any("attribute is missing" in r.getMessage() for r in caplog.records)
+        with caplog.at_level(logging.INFO, logger="aioconfig.flags"):
+            assert config.get_value("hu", False, hungarian) is True
+        assert any("Evaluating 'hu'" in r.getMessage() for r in caplog.records)
+    with pytest.raises(ClosedError):
+        config.get_value("hu", False, hungarian)

@@ -183,7 +183,7 @@ def _condition(condition: Condition, stack: list[Setting]) -> Test:
 
 
 def _user_condition(condition: UserCondition) -> Test:
-    if condition.early_error is not None:
+    if condition.early_error is not None or condition.late_error is not None:
         return _give_up
     return build_test(
         condition.attribute,

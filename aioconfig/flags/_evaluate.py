@@ -312,7 +312,13 @@ def _prerequisite_condition(condition: PrerequisiteCondition, key: str, run: _Ru
         log.line("(")
         log.depth += 1
         log.line(f"Evaluating prerequisite flag '{condition.key}':")
-    value = _decide(condition.target, run).value
+    # The SDK warns of a missing User once per setting it evaluates, a prerequisite included
+    # (and again each time one is evaluated): the prerequisite's evaluation warns on its own.
+    warned_user, run.warned_user = run.warned_user, False
+    try:
+        value = _decide(condition.target, run).value
+    finally:
+        run.warned_user = warned_user
     visited.pop()
     if condition.comparator == 0:
         verdict = bool(value == condition.comparison)

@@ -10,13 +10,20 @@ Where the line between "malformed document" and "evaluation error" runs:
 
 * ``ParseError`` (the whole document is refused) when the document is not config_v6-shaped:
   not JSON, not an object, no ``f``, a field of the wrong JSON type, a segment index that
-  does not exist, a missing comparison value. ConfigCat's SDK either fails to load such a
-  document or does something accidental with it; neither is worth copying.
+  does not exist. ConfigCat's SDK either fails to load such a document or does something
+  accidental with it; neither is worth copying.
 * An evaluation error (the default value plus ``error``, only when an evaluation reaches the
   problem, exactly as the SDK reports it) for what the SDK itself checks lazily: an unknown
   setting type, a value that does not fit its setting's type, an unknown comparator, a missing
   attribute name, a date out of range, an unknown or mistyped prerequisite, a circular
   prerequisite. One such setting does not stop the others from being served.
+* A comparison value that is missing or of the wrong type (a string for a date comparator, a
+  number for a list one) is of the second kind too: the SDK loads the document and serves
+  every other flag, so one broken rule must not block start-up or freeze every flag on
+  refresh. A date comparator fails as soon as it is reached (the SDK formats the date first);
+  any other fails when it compares a user's attribute. The SDK, being Python, sometimes
+  manages a comparison with a wrong-typed value anyway (a string where a list belongs is read
+  character by character); aioconfig fails that setting's evaluation instead.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from ._compare import (
     HASHED_COMPARATORS,
     TEXT_COMPARATORS,
     Check,
+    Failure,
     build_check,
 )
 from ._details import EvaluationDetails
@@ -80,6 +88,7 @@ class UserCondition:
         "comparison",
         "early_error",
         "hash_suffix",
+        "late_error",
         "text",
         "textual",
     )
@@ -93,6 +102,7 @@ class UserCondition:
         early_error: str | None,
         comparison: str | float | tuple[str, ...] = (),
         hash_suffix: bytes = b"",
+        late_error: str | None = None,
     ) -> None:
         self.attribute = attribute
         self.comparator = comparator
@@ -104,6 +114,9 @@ class UserCondition:
         self.text = text
         #: The SDK fails the evaluation as soon as it reaches this condition.
         self.early_error = early_error
+        #: The SDK fails the evaluation when it compares a user's attribute here (an unusable
+        #: comparison value; ``check`` raises it).
+        self.late_error = late_error
         #: Reads the attribute as text: a non-string attribute is converted, with a warning.
         self.textual = comparator in TEXT_COMPARATORS
 
@@ -570,27 +583,39 @@ class _Parser:
             text = f"User.{attribute} <unknown comparator>"
             return UserCondition(attribute or "", -1, _unknown, text, UNKNOWN_COMPARATOR)
         field = COMPARISON_KINDS[comparator]
-        if field not in condition:
-            raise self.fail(path, f"comparator {comparator} needs a comparison value '{field}'")
-        comparison = condition[field]
-        field_path = _join(path, field)
-        if field == "l":
-            items = self.sequence(comparison, field_path)
-            if not all(isinstance(item, str) for item in items):
-                raise self.fail(field_path, "expected a list of strings")
-            comparison = tuple(items)
+        comparison = condition.get(field)
+        # A comparison value of the wrong type breaks only this condition, as in the SDK: the
+        # document still loads, and an evaluation that reaches the comparison fails (the
+        # setting returns its default value, "Failed to evaluate setting").
+        wrong: str | None = None
+        if comparison is None:
+            wrong = f"no comparison value '{field}'"
+        elif field == "l":
+            if not isinstance(comparison, (list, tuple)) or not all(
+                isinstance(item, str) for item in comparison
+            ):
+                wrong = f"expected a list of strings, got {_kind(comparison)}"
+            else:
+                comparison = tuple(comparison)
         elif field == "s":
             if not isinstance(comparison, str):
-                raise self.fail(field_path, f"expected a string, got {_kind(comparison)}")
+                wrong = f"expected a string, got {_kind(comparison)}"
         elif not isinstance(comparison, (int, float)) or isinstance(comparison, bool):
-            raise self.fail(field_path, f"expected a number, got {_kind(comparison)}")
+            wrong = f"expected a number, got {_kind(comparison)}"
         text, early_error = _describe(attribute, comparator, comparison)
         if early_error is None and attribute is None:
             early_error = "Comparison attribute name is missing."
+        if wrong is not None:
+            problem = (
+                f"the comparison value of a condition on User.{attribute} is invalid ({wrong})"
+            )
+            return _broken(attribute, comparator, text, early_error, problem)
+        assert comparison is not None  # checked above
         try:
             check = build_check(comparator, comparison, suffix)
         except OverflowError:  # float() of an integer beyond any double
-            raise self.fail(field_path, "number out of range") from None
+            problem = f"the comparison value of a condition on User.{attribute} is out of range"
+            return _broken(attribute, comparator, text, early_error, problem)
         return UserCondition(
             attribute or "", comparator, check, text, early_error, comparison, suffix
         )
@@ -619,6 +644,17 @@ class _Parser:
             return text.encode()
         except UnicodeEncodeError:  # a lone surrogate, from a Mapping built in Python
             raise self.fail(path, "not encodable as UTF-8") from None
+
+
+def _broken(
+    attribute: str | None, comparator: int, text: str, early_error: str | None, problem: str
+) -> UserCondition:
+    """A condition whose comparison value is unusable: comparing with it fails the evaluation."""
+
+    def check(value: object) -> bool:
+        raise Failure(problem)
+
+    return UserCondition(attribute or "", comparator, check, text, early_error, late_error=problem)
 
 
 def _unknown(value: object) -> bool:
@@ -698,7 +734,7 @@ def _describe(attribute: str | None, comparator: int, comparison: object) -> tup
     elif comparator in DATE_COMPARATORS:
         try:
             moment = datetime.fromtimestamp(comparison, timezone.utc)  # type: ignore[arg-type]
-        except (OverflowError, ValueError, OSError) as exc:
+        except (OverflowError, ValueError, OSError, TypeError) as exc:  # TypeError: not a number
             return f"User.{attribute} {COMPARATOR_TEXTS[comparator]} '{comparison}'", str(exc)
         stamp = moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
         shown = f"'{comparison}' ({stamp}Z UTC)"

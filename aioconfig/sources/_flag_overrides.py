@@ -41,6 +41,8 @@ class FlagOverrides(Source):
     The flags are a mapping of key to value (``{"newCheckout": True, "maxItems": 10}``: bool,
     str, int or float), or, in a file, that mapping under ``"flags"``, or a whole ConfigCat
     ``config_v6.json`` document (with ``"f"``) for targeting rules and percentage options.
+    Any other value (None, a list) is taken as the SDK takes it: the flag exists, and
+    evaluating it returns the default value ("Unsupported setting type").
     A file is read like ``File`` (any format it knows) and watched for changes the same way.
     """
 
@@ -132,11 +134,10 @@ def _simple(flags: Mapping[str, Any], source: str) -> FlagConfig:
             raise ParseError(source, f"flag keys must be strings, got {type(key).__name__}")
         typed = next(((t, f) for kind, t, f in _TYPES if isinstance(value, kind)), None)
         if typed is None:
-            raise ParseError(
-                source,
-                f"flags[{key!r}]: a flag value must be a bool, string, int or float, "
-                f"got {type(value).__name__}",
-            )
+            # As the SDK does: the flag is there, and evaluating it returns the default value
+            # ("Unsupported setting type"), as does a flag that depends on it.
+            settings[key] = {"v": {}}
+            continue
         setting_type, field = typed
         settings[key] = {"t": setting_type, "v": {field: value}}
     return parse_flags({"f": settings}, source=source)

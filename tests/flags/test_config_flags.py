@@ -190,7 +190,7 @@ async def test_a_malformed_override_file_keeps_the_last_good_flags(tmp_path: Pat
     path = tmp_path / "flags.yaml"
     path.write_text("flags:\n  beta: true\n")
     async with load(FlagOverrides(path, behaviour="local_only", watch=False), mode="manual") as c:
-        path.write_text("flags:\n  beta: [1, 2]\n")
+        path.write_text("f:\n  beta: [1, 2]\n")  # a config_v6 document; a setting is an object
         result = await c.refresh(force=True)
         assert isinstance(result.error, ParseError)
         assert str(path) in str(result.error) and "beta" in str(result.error)
@@ -200,9 +200,18 @@ async def test_a_malformed_override_file_keeps_the_last_good_flags(tmp_path: Pat
         assert result.error is not None and "expected a 'flags' object" in str(result.error)
 
 
-def test_a_bad_override_value_or_behaviour_fails_at_once() -> None:
-    with pytest.raises(ParseError, match=r"flags\['x'\]: a flag value must be a bool"):
-        FlagOverrides({"x": [1]}, behaviour="local_only")
+async def test_an_override_of_an_unsupported_type_returns_the_default_as_in_the_sdk() -> None:
+    # configcat-client's LocalDictionaryFlagOverrides does the same (test_differential.py).
+    local = FlagOverrides({"x": [1], "y": None, "fine": 1}, behaviour="local_only")
+    async with load(local, mode="manual") as config:
+        assert config.get_value("fine", 0) == 1
+        for key in ("x", "y"):
+            details = config.get_value_details(key, "default")
+            assert details.value == "default"
+            assert details.error is not None and "Unsupported setting type" in details.error
+
+
+def test_a_bad_override_behaviour_fails_at_once() -> None:
     with pytest.raises(ValueError, match="behaviour must be one of"):
         FlagOverrides({}, behaviour="local")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="flags must be a mapping or a file path"):

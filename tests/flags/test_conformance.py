@@ -44,7 +44,7 @@ from typing import Any
 
 import pytest
 
-from aioconfig import ParseError, load
+from aioconfig import load
 from aioconfig.flags import FlagConfig, User, evaluate, parse_flags
 from aioconfig.sources import ConfigCat, FlagOverrides
 from aioconfig.testing import MutableSource
@@ -209,18 +209,8 @@ def _log_cases() -> Iterator[Any]:
                 log = (PY_DATA / "evaluation" / suite.stem / test["expectedLog"]).read_text(
                     encoding="utf-8"
                 )
-                marks = []
-                if log.count("User Object is missing). ") > 1:
-                    marks.append(
-                        pytest.mark.xfail(
-                            reason="issue 13 (b): the SDK warns 'User Object is missing' once "
-                            "per setting evaluated, prerequisites included; aioconfig once per "
-                            "evaluation",
-                            strict=True,
-                        )
-                    )
                 name = f"{origin}:{suite.stem}/{test['expectedLog']}"
-                yield pytest.param(document, test, log, id=name, marks=marks)
+                yield pytest.param(document, test, log, id=name)
 
 
 def _user(spec: dict[str, Any] | None) -> User | None:
@@ -350,26 +340,9 @@ def test_circular_dependency(key: str, cycle: str) -> None:
     assert cycle in details.error
 
 
-def _unsupported_override(value: Any) -> list[Any]:
-    if value is None or isinstance(value, list):
-        return [
-            pytest.mark.xfail(
-                reason="issue 13 (c): FlagOverrides rejects a None or list value at "
-                "construction; the SDK accepts it and evaluation returns the default "
-                "('Unsupported setting type')",
-                raises=ParseError,
-                strict=True,
-            )
-        ]
-    return []
-
-
 @pytest.mark.parametrize(
     ("key", "prerequisite", "prerequisite_value", "expected"),
-    [
-        pytest.param(*case.values, id=case.id, marks=_unsupported_override(case.values[2]))
-        for case in vectors("test_rollout", "test_prerequisite_flag_comparison_value_type_mismatch")
-    ],
+    vectors("test_rollout", "test_prerequisite_flag_comparison_value_type_mismatch"),
 )
 @pytest.mark.anyio
 async def test_prerequisite_value_type_mismatch(

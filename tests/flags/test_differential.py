@@ -35,7 +35,10 @@ from strategies import (
     cases,
 )
 
+from aioconfig import load
 from aioconfig.flags import EvaluationDetails, User, evaluate, parse_flags
+from aioconfig.sources import FlagOverrides
+from aioconfig.testing import MutableSource
 
 # On a failure the Hypothesis pytest plugin imports libcst (to suggest a patch), and importing it
 # warns (mypy_extensions.TypedDict is deprecated): under filterwarnings=error that turns the
@@ -403,3 +406,115 @@ def test_the_oracle_runs_offline_and_leaves_no_client_or_thread() -> None:
     close_all_oracles()
     close_all_oracles()
     assert set(threading.enumerate()) == before
+
+
+# ------------------------------------------------------- issue 13: what the SDK does, we do too
+
+# The issue's example: a date comparator with a string for its comparison value, next to a flag
+# that is fine; and the other ways a comparison value can be unusable.
+_BROKEN_RULES = {
+    "a date comparison value that is a string": {
+        "a": "Custom1",
+        "c": 19,
+        "d": "wrong_utc_timestamp",
+    },
+    "a number comparator given a list": {"a": "Custom1", "c": 10, "l": ["1"]},
+    "a list comparator with no comparison value": {"a": "Custom1", "c": 16},
+}
+_BROKEN_USERS = [None, UserSpec("1"), UserSpec("1", custom={"Custom1": "5"})]
+
+
+def _with_broken_rule(condition: dict[str, Any], other: bool = True) -> dict[str, Any]:
+    return {"p": _P, "f": {"flag": _one_rule(condition), "other": _fixed(other)}}
+
+
+def _fixed(value: bool) -> dict[str, Any]:
+    return {"t": 0, "v": {"b": value}, "i": f"other-{value}"}
+
+
+@pytest.mark.parametrize("condition", _BROKEN_RULES.values(), ids=list(_BROKEN_RULES))
+@pytest.mark.parametrize("user", _BROKEN_USERS, ids=["no user", "no attribute", "attribute"])
+def test_a_bad_comparison_value_fails_only_its_flag(
+    condition: dict[str, Any], user: UserSpec | None
+) -> None:
+    document = _with_broken_rule(condition)
+    flags = parse_flags(document)  # the document loads
+    with Oracle(document) as oracle:
+        for key in ("flag", "other"):
+            expected = oracle.evaluate(key, None, user)
+            actual = evaluate(flags, key, None, to_user(user))
+            assert _agree(expected, actual), (key, expected, actual)
+            if expected.error is not None:
+                assert expected.error.startswith("Failed to evaluate setting 'flag'")
+                assert actual.error is not None
+                assert actual.error.startswith("Failed to evaluate setting 'flag'")
+
+
+@pytest.mark.anyio
+async def test_a_bad_comparison_value_neither_blocks_start_up_nor_freezes_a_refresh() -> None:
+    condition = _BROKEN_RULES["a date comparison value that is a string"]
+    source = MutableSource(flags=_with_broken_rule(condition, other=True))
+    async with load(source, mode="manual") as config:
+        assert config.get_value("other", None) is True
+        assert config.get_value("flag", "default", User("1", custom={"Custom1": "5"})) == "default"
+        source.set_flags(_with_broken_rule(condition, other=False))
+        await config.refresh(force=True)
+        assert config.get_value("other", None) is False
+
+
+def _missing_user_warnings(records: list[logging.LogRecord]) -> list[str]:
+    return [r.getMessage() for r in records if "(User Object is missing)" in r.getMessage()]
+
+
+def test_user_object_missing_is_warned_once_per_setting_evaluated(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # 'dependent' has a user rule and then two rules on its prerequisite 'main', which has a
+    # user rule of its own: the SDK warns for 'dependent' once and for 'main' at each of its
+    # two evaluations.
+    main = _one_rule({"a": "Email", "c": 2, "l": ["@example.com"]})
+    prerequisite = {
+        "c": [{"p": {"f": "main", "c": 0, "v": {"b": True}}}],
+        "s": {"v": {"b": False}, "i": "p"},
+    }
+    dependent = _one_rule({"a": "Country", "c": 2, "l": ["HU"]})
+    dependent["r"] += [prerequisite, prerequisite]
+    document = {"p": _P, "f": {"main": main, "dependent": dependent}}
+    with Oracle(document) as oracle:
+        expected = oracle.evaluate("dependent", None, None, capture_log=True)
+    with caplog.at_level(logging.WARNING, logger="aioconfig.flags"):
+        actual = evaluate(parse_flags(document), "dependent", None)
+    assert _agree(expected, actual)
+    assert expected.log_events.count(3001) == 3
+    warnings = _missing_user_warnings(caplog.records)
+    assert len(warnings) == 3
+    assert ["'dependent'" in w for w in warnings] == [True, False, False]
+    assert all("'main'" in w for w in warnings[1:])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("value", [None, [1], {"a": 1}], ids=["None", "list", "dict"])
+async def test_flag_overrides_take_an_unsupported_value_as_the_sdk_does(value: Any) -> None:
+    main = {"t": 0, "v": {"b": True}, "i": "main"}
+    dependent = {
+        "t": 1,
+        "v": {"s": "off"},
+        "i": "d-off",
+        "r": [
+            {
+                "c": [{"p": {"f": "main", "c": 0, "v": {"b": True}}}],
+                "s": {"v": {"s": "on"}, "i": "d-on"},
+            }
+        ],
+    }
+    remote = {"p": _P, "f": {"main": main, "dependent": dependent}}
+    local = FlagOverrides({"main": value}, behaviour="local_over_remote")
+    async with load(MutableSource(flags=remote), local, mode="manual") as config:
+        actual = [config.get_value_details(key, "default") for key in ("main", "dependent")]
+    with Oracle({"flags": {"main": value}}) as oracle:  # the SDK's simple override format
+        expected_main = oracle.evaluate("main", "default", None)
+    assert _agree(expected_main, actual[0])
+    for details in actual:
+        assert details.value == "default"
+        assert details.error is not None
+        assert "Unsupported setting type" in details.error

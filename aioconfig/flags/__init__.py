@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from ._details import EvaluationDetails as EvaluationDetails
 from ._evaluate import evaluate as evaluate
+from ._limit import WarningLimit as WarningLimit
 from ._model import FlagConfig as FlagConfig
 from ._model import parse_flags as parse_flags
 from ._user import User as User
 
-__all__ = ("EvaluationDetails", "FlagConfig", "User", "evaluate", "parse_flags")
+__all__ = ("EvaluationDetails", "FlagConfig", "User", "WarningLimit", "evaluate", "parse_flags")

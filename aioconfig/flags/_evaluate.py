@@ -94,7 +94,7 @@ def evaluate(
             except Exception as exc:  # the SDK's contract: any failure yields the default value
                 return _failed(key, default_value, exc)
     if default_value is not None and result.value.__class__ is not default_value.__class__:
-        _check_type(result.value, default_value)
+        _check_type(key, result.value, default_value)
     return result
 
 
@@ -160,7 +160,7 @@ def _evaluate_logged(
         log.line(f"Returning '{result.value}'.")
     logger.info("%s", log)
     if default_value is not None and not result.is_default_value:
-        _check_type(result.value, default_value)
+        _check_type(setting.key, result.value, default_value)
     return result
 
 
@@ -253,6 +253,7 @@ def _user_condition(condition: UserCondition, key: str, run: _Run) -> _Verdict:
             "Cannot evaluate condition (%s) for setting %r (the User.%s attribute is missing). "
             "Set the User.%s attribute to make targeting work properly. %s",
             condition.text, key, attribute, attribute, _USER_DOCS,
+            extra=_about(key, condition.text),
         )  # fmt: skip
         return f"cannot evaluate, the User.{attribute} attribute is missing"
     if condition.textual and not isinstance(value, str):
@@ -262,6 +263,7 @@ def _user_condition(condition: UserCondition, key: str, run: _Run) -> _Verdict:
             "to the string value %r). Please make sure that using a non-string value was "
             "intended.",
             condition.text, key, attribute, _Lazy(value),
+            extra=_about(key, condition.text),
         )  # fmt: skip
     try:
         return condition.check(value)
@@ -270,6 +272,7 @@ def _user_condition(condition: UserCondition, key: str, run: _Run) -> _Verdict:
             "Cannot evaluate condition (%s) for setting %r (%s). Please check the User.%s "
             "attribute and make sure that its value corresponds to the comparison operator.",
             condition.text, key, exc.reason, attribute,
+            extra=_about(key, condition.text),
         )  # fmt: skip
         return f"cannot evaluate, the User.{attribute} attribute is invalid ({exc.reason})"
 
@@ -355,6 +358,7 @@ def _percentage(percentages: Percentages, setting: Setting, run: _Run) -> _Outco
                     "Cannot evaluate %% options for setting %r (the User.%s attribute is "
                     "missing). Set the User.%s attribute to make targeting work properly. %s",
                     setting.key, attribute, attribute, _USER_DOCS,
+                    extra=_about(setting.key, attribute),
                 )  # fmt: skip
             if log is not None:
                 log.line(f"Skipping % options because the User.{attribute} attribute is missing.")
@@ -491,17 +495,23 @@ def _defaulted(key: str, default_value: T, why: str, tail: str) -> EvaluationDet
         "Returning the `default_value` parameter that you specified in your application: "
         f"'{default_value!s}'.{tail}"
     )
-    logger.error("%s", error)
+    logger.error("%s", error, extra=_about(key, why))
     return EvaluationDetails(key, default_value, None, True, error)
 
 
-def _check_type(value: object, default_value: object) -> None:
+def _about(key: str, detail: object) -> dict[str, object]:
+    """What ``WarningLimit`` tells repeated records apart by: the flag, and what went wrong."""
+    return {"flag_key": key, "flag_detail": detail}
+
+
+def _check_type(key: str, value: object, default_value: object) -> None:
     if _mismatched(value, type(default_value)):
         logger.warning(
             "The type of a setting does not match the type of the specified default value (%s). "
             "Setting's type was %s but the default value's type was %s. Please make sure that "
             "using a default value not matching the setting's type was intended.",
             default_value, type(value), type(default_value),
+            extra=_about(key, type(default_value)),
         )  # fmt: skip
 
 
@@ -512,6 +522,7 @@ def _warn_no_user(key: str, run: _Run) -> None:
             "Cannot evaluate targeting rules and %% options for setting %r (User Object is "
             "missing). Pass a User to evaluate() to make targeting work properly. %s",
             key, _USER_DOCS,
+            extra=_about(key, None),
         )  # fmt: skip
 
 

@@ -239,6 +239,8 @@ def test_evaluation_log(
         f"{r.levelname} {r.getMessage()}\n" for r in caplog.records if r.name == "aioconfig.flags"
     )
     assert actual.rstrip("\n") == expected.rstrip("\n")
+    # Every warning and error says which flag it is about (for WarningLimit).
+    assert all(hasattr(r, "flag_key") for r in caplog.records if r.levelno >= logging.WARNING)
 
 
 # -- rollout vectors (configcat/python-sdk test_rollout.py) -----------------------------------

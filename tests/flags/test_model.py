@@ -48,7 +48,14 @@ DOCUMENT: dict[str, Any] = {
 def test_the_public_surface_is_sorted_and_complete() -> None:
     names = aioconfig.flags.__all__
     assert list(names) == sorted(names)
-    assert set(names) == {"EvaluationDetails", "FlagConfig", "User", "evaluate", "parse_flags"}
+    assert set(names) == {
+        "EvaluationDetails",
+        "FlagConfig",
+        "User",
+        "WarningLimit",
+        "evaluate",
+        "parse_flags",
+    }
     for name in names:
         assert getattr(aioconfig.flags, name).__module__.startswith("aioconfig.flags.")
 

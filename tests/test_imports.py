@@ -19,13 +19,14 @@ import pytest
 import aioconfig.sources
 
 HEAVY = ("aiohttp", "yaml", "pydantic", "watchfiles", "opentelemetry.metrics")
+EVENT_LOOP = ("asyncio", "anyio")
 
 
-def imported_after(script: str, cwd: Path) -> dict[str, bool]:
-    """Run ``script`` in a new interpreter; which of HEAVY are in its ``sys.modules`` after."""
+def imported_after(script: str, cwd: Path, names: tuple[str, ...] = HEAVY) -> dict[str, bool]:
+    """Run ``script`` in a new interpreter; which of ``names`` are in its ``sys.modules`` after."""
     code = textwrap.dedent(script) + textwrap.dedent(f"""
         import json, sys
-        print(json.dumps({{name: name in sys.modules for name in {HEAVY!r}}}))
+        print(json.dumps({{name: name in sys.modules for name in {names!r}}}))
         """)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(Path(aioconfig.__file__).parent.parent)
@@ -124,3 +125,37 @@ def test_the_lazy_names_are_the_classes_and_unknown_names_still_fail() -> None:
         aioconfig.sources.Nope  # noqa: B018 - the look-up is the test
     with pytest.raises(ImportError):
         exec("from aioconfig.sources import Nope", {})
+
+
+def test_import_aioconfig_brings_no_event_loop(settings: Path) -> None:
+    loaded = imported_after(
+        """
+        import aioconfig
+        from aioconfig import (
+            ConfigError, Secret, Snapshot, Validator, WatchKey, add_converter, load_validators
+        )
+        """,
+        settings,
+        EVENT_LOOP,
+    )
+    assert loaded == dict.fromkeys(EVENT_LOOP, False)
+
+
+def test_the_engine_s_names_come_on_first_use_and_unknown_names_still_fail() -> None:
+    from aioconfig._cache import FileCache
+    from aioconfig._config import Config
+    from aioconfig._events import ChangeEvent
+    from aioconfig._load import load
+
+    assert aioconfig.Config is Config
+    assert aioconfig.load is load
+    assert aioconfig.ChangeEvent is ChangeEvent
+    assert aioconfig.FileCache is FileCache
+    assert set(aioconfig.__all__) <= set(dir(aioconfig))
+    star: dict[str, object] = {}
+    exec("from aioconfig import *", star)
+    assert set(aioconfig.__all__) <= set(star)
+    with pytest.raises(AttributeError, match="Nope"):
+        aioconfig.Nope  # noqa: B018 - the look-up is the test
+    with pytest.raises(ImportError):
+        exec("from aioconfig import Nope", {})

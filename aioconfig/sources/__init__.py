@@ -8,9 +8,9 @@ so that a configuration of files alone never pays for importing aiohttp.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from .._lazy import attribute as _attribute
 from ._base import NotModified as NotModified
 from ._base import Payload as Payload
 from ._base import Source as Source
@@ -53,12 +53,7 @@ __all__ = (
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # later look-ups find it directly
-    return value
+    return _attribute(__name__, _LAZY, name)
 
 
 def __dir__() -> list[str]:

@@ -111,6 +111,11 @@ class Source(abc.ABC):
         Raise :class:`~aioconfig.SourceError` (or a subclass) naming the source and the problem.
         """
 
+    def _load_blocking(self, token: Hashable | None) -> Payload | NotModified | None:
+        """:meth:`load`, done in the calling thread with no event loop, for one-shot reads (the
+        command line); None for a source that needs the event loop (the network sources)."""
+        return None
+
     @property
     def logger(self) -> logging.Logger:
         """Where this source's news is logged: ``aioconfig.sources.<class name, lower case>``

@@ -7,9 +7,6 @@ import os
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-import anyio.lowlevel
-import anyio.to_thread
-
 from .._exceptions import ParseError, SourceError, SourceUnavailable
 from .._limits import check_depth
 from .._literals import typed
@@ -71,12 +68,22 @@ class Env(Source):
         return f"env:{self._prefix}*"
 
     async def load(self, token: Hashable | None) -> Payload | NotModified:
-        environ: Mapping[str, str] = os.environ if self._environ is None else self._environ
+        import anyio.lowlevel  # here: a one-shot read (_load_blocking) needs no event loop
+        import anyio.to_thread
+
         if self._dotenv is None:
             await anyio.lowlevel.checkpoint()
             from_file: dict[str, str] = {}
         else:
             from_file = await anyio.to_thread.run_sync(self._read_dotenv)
+        return self._loaded(token, from_file)
+
+    def _load_blocking(self, token: Hashable | None) -> Payload | NotModified:
+        return self._loaded(token, {} if self._dotenv is None else self._read_dotenv())
+
+    def _loaded(self, token: Hashable | None, from_file: dict[str, str]) -> Payload | NotModified:
+        """The variables under the prefix, the environment's over the ``.env`` file's."""
+        environ: Mapping[str, str] = os.environ if self._environ is None else self._environ
         prefix = self._prefix
         # The environment wins over the file, as with Dynaconf's load_dotenv and pydantic's
         # env_file.

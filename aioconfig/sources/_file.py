@@ -14,8 +14,6 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import anyio.to_thread
-
 from .._exceptions import SourceError, SourceUnavailable
 from ._base import Emit, NotModified, Payload, Source, check_flag
 from ._formats import FORMATS, Format, format_from_path, parse
@@ -96,14 +94,19 @@ class File(Source):
         return self._format
 
     async def load(self, token: Hashable | None) -> Payload | NotModified:
+        import anyio.to_thread  # here: a one-shot read (_load_blocking) needs no event loop
+
+        return await anyio.to_thread.run_sync(self._load_blocking, token)
+
+    def _load_blocking(self, token: Hashable | None) -> Payload | NotModified:
         previous = token if isinstance(token, _FileToken) else None
         # The order key: reads are numbered as they begin, so of a watch's read and a poll's
         # that race, the engine keeps the one that began later (it saw the newer file).
-        order = next(self._reads)
-        return await anyio.to_thread.run_sync(self._load_blocking, previous, order)
+        return self._read(previous, next(self._reads))
 
-    def _load_blocking(self, previous: _FileToken | None, order: int) -> Payload | NotModified:
-        """Stat, read, hash and parse: all the blocking work, in one worker-thread call."""
+    def _read(self, previous: _FileToken | None, order: int) -> Payload | NotModified:
+        """Stat, read, hash and parse: all the blocking work, in one call (on a worker thread,
+        under load())."""
         path = self._path
         try:
             info = os.stat(path)
@@ -149,6 +152,8 @@ class File(Source):
             from watchfiles import awatch
         except ImportError:
             raise SourceError(self._path, "install aioconfig[watch] to watch files") from None
+        import anyio.to_thread
+
         directory, basename, linked = await anyio.to_thread.run_sync(_locate, self._path)
 
         def relevant(change: Change, changed: str) -> bool:

@@ -14,8 +14,6 @@ import os
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-import anyio.to_thread
-
 from ._base import NotModified, Payload, Source
 from ._file import File
 from ._formats import FORMATS, Format
@@ -66,8 +64,9 @@ class Glob(Source):
         return self._pattern
 
     async def load(self, token: Hashable | None) -> Payload | NotModified:
-        order = next(self._reads)
-        return await anyio.to_thread.run_sync(self._load_blocking, token, order)
+        import anyio.to_thread  # here: a one-shot read (_load_blocking) needs no event loop
+
+        return await anyio.to_thread.run_sync(self._load_blocking, token)
 
     def _matches(self) -> list[str]:
         paths = glob.glob(self._pattern, recursive=True)
@@ -79,13 +78,14 @@ class Glob(Source):
             file = self._files[path] = File(path, format=self._format)
         return file
 
-    def _load_blocking(self, token: Hashable | None, order: int) -> Payload | NotModified:
+    def _load_blocking(self, token: Hashable | None) -> Payload | NotModified:
+        order = next(self._reads)
         paths = self._matches()
         previous: dict[str, Any] = dict(token) if isinstance(token, tuple) else {}
         if previous and list(previous) == paths:
             tokens = []
             for path in paths:
-                result = self._file(path)._load_blocking(previous[path], order)
+                result = self._file(path)._read(previous[path], order)
                 tokens.append((path, result.token))
                 if isinstance(result, Payload):
                     break  # one changed: read them all below
@@ -96,7 +96,7 @@ class Glob(Source):
         tokens = []
         changed_at = None
         for path in paths:
-            result = self._file(path)._load_blocking(None, order)
+            result = self._file(path)._read(None, order)
             assert isinstance(result, Payload)
             _merge(merged, result.data, path, (), owners)
             tokens.append((path, result.token))

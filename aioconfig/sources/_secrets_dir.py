@@ -13,8 +13,6 @@ import stat
 from collections.abc import Hashable
 from typing import Any
 
-import anyio.to_thread
-
 from .._exceptions import ParseError, SourceError, SourceUnavailable
 from .._limits import check_depth
 from .._secrets import Secret
@@ -58,7 +56,17 @@ class SecretsDir(Source):
         return self._path
 
     async def load(self, token: Hashable | None) -> Payload | NotModified:
-        files = await anyio.to_thread.run_sync(self._read)
+        import anyio.to_thread  # here: a one-shot read (_load_blocking) needs no event loop
+
+        return self._loaded(token, await anyio.to_thread.run_sync(self._read))
+
+    def _load_blocking(self, token: Hashable | None) -> Payload | NotModified:
+        return self._loaded(token, self._read())
+
+    def _loaded(
+        self, token: Hashable | None, files: list[tuple[str, bytes]]
+    ) -> Payload | NotModified:
+        """The files (name, bytes) as a payload; NotModified when their digest is ``token``."""
         digest = hashlib.blake2b(digest_size=16)
         for name, data in files:
             for part in (name.encode("utf-8", "surrogateescape"), data):

@@ -6,8 +6,6 @@ import copy
 from collections.abc import Hashable, Mapping
 from typing import Any
 
-import anyio.lowlevel
-
 from ._base import NotModified, Payload, Source
 
 __all__ = ("Static",)
@@ -33,7 +31,12 @@ class Static(Source):
         return self._name
 
     async def load(self, token: Hashable | None) -> Payload | NotModified:
+        import anyio.lowlevel  # here: a one-shot read (_load_blocking) needs no event loop
+
         await anyio.lowlevel.checkpoint()
+        return self._load_blocking(token)
+
+    def _load_blocking(self, token: Hashable | None) -> Payload | NotModified:
         if token == 0:
             return NotModified(0)
         # The engine owns what it gets: each payload has its own copy.

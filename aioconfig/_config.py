@@ -6,7 +6,7 @@ import asyncio
 import enum
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -22,6 +22,7 @@ from ._engine import Engine, RefreshResult, current_engine
 from ._events import ChangeStream, Hub
 from ._exceptions import ClosedError, ConfigError, KeyNotFound
 from ._history import HistoryEntry, render
+from ._pipeline import Pipeline
 from ._snapshot import Snapshot
 from .flags._compile import quick
 from .flags._details import EvaluationDetails
@@ -126,7 +127,7 @@ class Config(Mapping[str, Any]):
     never do I/O and never lock; a refresh swaps in a whole new snapshot with one assignment.
     """
 
-    def __init__(self, sources: Sequence[Source], *, max_init_wait: float, **engine: Any) -> None:
+    def __init__(self, pipeline: Pipeline, *, max_init_wait: float, **engine: Any) -> None:
         # Made by load(), which checks every option; ``engine`` goes to the Engine as it is.
         self._flat: Any = _NOT_OPEN
         self._flag_index: Any = _NOT_OPEN
@@ -135,7 +136,7 @@ class Config(Mapping[str, Any]):
         self._state = _State.UNOPENED
         self._max_init_wait = max_init_wait
         self._hub = Hub()
-        self._engine = Engine(sources, publish=self._swap, hub=self._hub, **engine)
+        self._engine = Engine(pipeline, publish=self._swap, hub=self._hub, **engine)
         self._stack: AsyncExitStack | None = None  # ``async with``: the task group
         self._outer: anyio.abc.TaskGroup | None = None
         self._host: _Host | None = None  # ``await load()``: the task that owns the work
@@ -227,7 +228,7 @@ class Config(Mapping[str, Any]):
 
     def explain(self, key: str, *, reveal: bool = False) -> str:
         """:meth:`history` as a table for people."""
-        return render(key, self.history(key, reveal=reveal), shown=_shown_value)
+        return render(key, self.history(key, reveal=reveal))
 
     # ------------------------------------------------------------------ feature flags
 
@@ -591,8 +592,3 @@ def _host_spawner() -> Callable[[Callable[[_Host], Awaitable[None]], _Host], Non
         "`await load(...)` runs on asyncio or trio only; "
         "use `async with load(...) as config:` instead"
     )
-
-
-def _shown_value(value: Any) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

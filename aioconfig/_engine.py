@@ -61,16 +61,11 @@ from ._exceptions import (
     ValidationError,
 )
 from ._history import HistoryEntry
-from ._layers import Converter
-from ._layers import converters as _layers_converters
 from ._metrics import Metrics, metrics_for
-from ._pipeline import Pipeline, SourceState, WatchKey, rejection
+from ._pipeline import Pipeline, SourceState, rejection
 from ._provenance import Provenance
 from ._schedule import BACKOFF_BASE, Schedule, backoff_delay
-from ._secrets import DEFAULT_SECRET_MATCHER
 from ._snapshot import Snapshot
-from ._validators import Validator
-from .flags._user import User
 from .sources._base import NotModified, Payload, Source
 
 __all__ = ("Engine", "RefreshResult", "current_engine")
@@ -175,14 +170,13 @@ class Engine:
 
     def __init__(
         self,
-        sources: Sequence[Source],
+        pipeline: Pipeline,
         *,
         publish: Callable[[Snapshot], None],
         hub: Hub,
         refresh_interval: float,
         jitter: float,
         mode: Mode,
-        refresh_on: Sequence[WatchKey],
         validate: Validate | None,
         on_change: Callback | None,
         on_refresh_success: Callback | None,
@@ -190,31 +184,15 @@ class Engine:
         clock: Clock,
         rng: random.Random,
         cache: _cache.Cache | None = None,
-        default_user: User | None = None,
-        environment: str | None = None,
-        environments: bool = False,
-        fold_case: bool = False,
-        converters: Mapping[str, Converter] | None = None,
-        validators: Sequence[Validator] = (),
-        models: Sequence[type] = (),
-        secret: Callable[[str], bool] = DEFAULT_SECRET_MATCHER,
         meter_provider: Any = None,
     ) -> None:
-        self._states = [SourceState(source) for source in sources]
+        # The pipeline (made by load(), from the options that shape the data) holds the
+        # sources' states; only this engine changes them.
+        self.pipeline = pipeline
+        self._states = pipeline.states
+        sources = [state.source for state in self._states]
         self.health = [_Health() for _ in sources]
         self._by_name = {source.name: source for source in sources}
-        self.pipeline = Pipeline(
-            self._states,
-            environment=environment,
-            environments=environments,
-            fold_case=fold_case,
-            table=_layers_converters(converters),
-            validators=validators,
-            models=models,
-            refresh_on=refresh_on,
-            default_user=default_user,
-            secret=secret,
-        )
         self._provenance = Provenance(self.pipeline)
         self.schedule = Schedule(refresh_interval, jitter, rng)
         self.mode = mode

@@ -8,7 +8,7 @@ validators and ``@format`` did is shown *on top of* the sources, never instead o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +40,7 @@ class HistoryEntry:
     serving: bool
 
 
-def render(key: str, entries: Sequence[HistoryEntry], shown: Callable[[Any], str]) -> str:
+def render(key: str, entries: Sequence[HistoryEntry]) -> str:
     """``entries`` as a table for people, the serving one marked with ``*``."""
     if not entries:
         return f"{key}: not set by any source"
@@ -50,7 +50,7 @@ def render(key: str, entries: Sequence[HistoryEntry], shown: Callable[[Any], str
             entry.kind,
             entry.source,
             entry.origin,
-            MASK if entry.value == MASK else shown(entry.value),
+            MASK if entry.value == MASK else _shown(entry.value),
             "" if entry.version is None else f"v{entry.version}",
         )
         for entry in entries
@@ -62,3 +62,8 @@ def render(key: str, entries: Sequence[HistoryEntry], shown: Callable[[Any], str
         cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def _shown(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -6,22 +6,24 @@ import math
 import os
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _layers
-from ._cache import Cache
-from ._clock import Clock, SystemClock
-from ._config import Config
-from ._engine import Callback, Mode, Validate
 from ._layers import Converter
-from ._pipeline import WatchKey
+from ._pipeline import Pipeline, SourceState, WatchKey
 from ._secrets import DEFAULT_SECRET_MATCHER, SecretMatcher
 from ._validators import Validator
 from .flags._user import User
 from .sources._base import Source
 from .sources._env import Env
 
-__all__ = ("load",)
+if TYPE_CHECKING:
+    from ._cache import Cache
+    from ._clock import Clock
+    from ._config import Config
+    from ._engine import Callback, Mode, Validate
+
+__all__ = ("load", "pipeline")
 
 _MODES = ("auto", "lazy", "manual")
 DEFAULT_REFRESH_INTERVAL = 30.0
@@ -111,18 +113,26 @@ def load(
         raise ValueError(f"mode must be one of {', '.join(map(repr, _MODES))}; got {mode!r}")
     if mode == "auto" and refresh_interval == 0:
         raise ValueError("refresh_interval must be greater than 0 in 'auto' mode")
-    if cache is not None and not isinstance(cache, Cache):
-        raise TypeError(
-            f"cache must have async get(key) and set(key, value), got {type(cache).__name__}"
-        )
-    environment = _environment(resolved, env, env_var)
-    if converters is not None:
-        _layers.converters(converters)  # checks the names now, not at the first load
-    if default_user is not None and not isinstance(default_user, User):
-        raise TypeError(
-            f"default_user must be an aioconfig.flags.User, got {type(default_user).__name__}"
-        )
-    sentinels = tuple(w if isinstance(w, WatchKey) else WatchKey(w) for w in refresh_on)
+    if cache is not None:
+        from ._cache import Cache
+
+        if not isinstance(cache, Cache):
+            raise TypeError(
+                f"cache must have async get(key) and set(key, value), got {type(cache).__name__}"
+            )
+    shape = pipeline(
+        resolved,
+        env=env,
+        environments=environments,
+        env_var=env_var,
+        case_sensitive=case_sensitive,
+        converters=converters,
+        validators=validators,
+        models=models,
+        refresh_on=refresh_on,
+        default_user=default_user,
+        secret_patterns=secret_patterns,
+    )
     for name, callback in (
         ("validate", validate),
         ("on_change", on_change),
@@ -131,12 +141,16 @@ def load(
     ):
         if callback is not None and not callable(callback):
             raise TypeError(f"{name} must be callable, got {type(callback).__name__}")
+    # Here, not at the top: the engine brings anyio and asyncio, which a one-shot read of local
+    # files (the command line) does without.
+    from ._clock import SystemClock
+    from ._config import Config
+
     return Config(
-        resolved,
+        shape,
         refresh_interval=float(refresh_interval),
         jitter=float(jitter),
         mode=mode,
-        refresh_on=sentinels,
         max_init_wait=float(max_init_wait),
         validate=validate,
         on_change=on_change,
@@ -145,17 +159,46 @@ def load(
         clock=SystemClock() if clock is None else clock,
         rng=random.Random(seed),
         cache=cache,
-        default_user=default_user,
+        meter_provider=meter_provider,
+    )
+
+
+def pipeline(
+    sources: Sequence[Source],
+    *,
+    env: str | None = None,
+    environments: bool = False,
+    env_var: str | None = None,
+    case_sensitive: bool = True,
+    converters: Mapping[str, Converter] | None = None,
+    validators: Iterable[Validator] = (),
+    models: Iterable[type] = (),
+    refresh_on: Iterable[WatchKey | str] = (),
+    default_user: User | None = None,
+    secret_patterns: Iterable[str] | None = None,
+) -> Pipeline:
+    """The candidate pipeline over ``sources`` that ``load()``'s options of the same names
+    describe, each checked: the one place they are read, for the engine and for the command
+    line's one-shot reads alike."""
+    environment = _environment(sources, env, env_var)
+    table = _layers.converters(converters)  # checks the names now, not at the first load
+    if default_user is not None and not isinstance(default_user, User):
+        raise TypeError(
+            f"default_user must be an aioconfig.flags.User, got {type(default_user).__name__}"
+        )
+    return Pipeline(
+        [SourceState(source) for source in sources],
         environment=environment,
         environments=environments,
         fold_case=not case_sensitive,
-        converters=converters,
+        table=table,
         validators=_checked_validators(validators),
         models=tuple(models),
+        refresh_on=tuple(w if isinstance(w, WatchKey) else WatchKey(w) for w in refresh_on),
+        default_user=default_user,
         secret=DEFAULT_SECRET_MATCHER
         if secret_patterns is None
         else SecretMatcher(secret_patterns),
-        meter_provider=meter_provider,
     )
 
 

@@ -9,7 +9,11 @@ aioconfig -s etcd://10.0.0.1:2379/myapp/ watch db
 
 It opens the configuration exactly as a service would, with ``load()`` and the same sources and
 options, so what it prints is what the service sees. One-shot commands open it in ``"manual"``
-mode (one load, no background work); ``watch`` in the default mode. Exit status: 0 success,
+mode (one load, no background work); ``watch`` in the default mode. When every source is local
+(files, ``env:``), a one-shot command first reads them in this thread, with no event loop, into
+the snapshot the same pipeline would build (``_OneShot``: no anyio or asyncio to import, most of
+the start-up); on any problem at all, or with ``--debug``, it opens the Config instead, so errors,
+retries and logs are the engine's. Exit status: 0 success,
 1 a validation failure or a key that is not there, 2 a usage or source error. Errors are one
 line on stderr (a list only for validation failures); ``--debug`` adds the traceback.
 
@@ -26,32 +30,34 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import json
 import logging
 import math
 import os
 import re
-import signal
 import sys
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-import anyio
-import anyio.abc
 import orjson
 
 from . import __version__, sources
-from ._config import Config
-from ._events import ChangeEvent
 from ._exceptions import ConfigError, InitialLoadError, KeyNotFound, LoadError, ValidationError
-from ._load import load
+from ._history import HistoryEntry, render
+from ._load import load, pipeline
+from ._provenance import Provenance
 from ._secrets import MASK, masked
 from ._snapshot import Snapshot
 from ._validators import Validator, load_validators
-from .sources import Env, File, Source
+from .sources import Env, File, Payload, Source
 from .sources._formats import FORMATS, format_from_path
+
+if TYPE_CHECKING:  # the engine's: imported where a command needs it, never on the fast path
+    import anyio
+    import anyio.abc
+
+    from ._config import Config
+    from ._events import ChangeEvent
 
 __all__ = ("NoTomlForm", "main", "parse_source", "to_toml")
 
@@ -467,7 +473,12 @@ def _run(args: argparse.Namespace) -> int:
         _yaml()  # missing PyYAML is a usage error, found before any source is read
     try:
         args.loaded_validators = _validators(args.validators) if command == "validate" else []
+        read = _read_now(sources, args)
+        if read is not None:
+            return _answer(read, args)
         config = _open(sources, args)
+        import anyio  # the engine's event loop: here, so the fast path never imports it
+
         return anyio.run(_main, config, args)
     except (_Usage, BrokenPipeError):
         raise
@@ -481,15 +492,93 @@ def _open(sources: Sequence[Source], args: argparse.Namespace) -> Config:
             *sources,
             refresh_interval=getattr(args, "interval", None),
             max_init_wait=args.timeout,
-            env=args.env,
-            environments=args.environments or args.env is not None,
-            env_var=args.env_var,
-            case_sensitive=not args.case_insensitive,
             mode="auto" if args.command == "watch" else "manual",
-            validators=args.loaded_validators,
+            **_shape(args),
         )
     except (TypeError, ValueError) as exc:
         raise _Usage(str(exc)) from None
+
+
+def _shape(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of ``load()`` that shape the data, as the command line gives them."""
+    return {
+        "env": args.env,
+        "environments": args.environments or args.env is not None,
+        "env_var": args.env_var,
+        "case_sensitive": not args.case_insensitive,
+        "validators": args.loaded_validators,
+    }
+
+
+# -- the fast path -----------------------------------------------------------------------------
+
+#: Whether one-shot commands over local sources may skip the engine (tests turn it off to
+#: compare the two).
+_FAST = True
+
+
+class _View(Protocol):
+    """What a one-shot command reads: an open Config, or a :class:`_OneShot`."""
+
+    @property
+    def snapshot(self) -> Snapshot: ...
+
+    def history(self, key: str, *, reveal: bool = False) -> list[HistoryEntry]: ...
+
+    def explain(self, key: str, *, reveal: bool = False) -> str: ...
+
+
+class _OneShot:
+    """The first snapshot of local sources, read in this thread: what a ``"manual"`` Config
+    serves once open, built by the same pipeline (``_load.pipeline``) from the same payloads,
+    with the same provenance; no event loop, so neither anyio nor asyncio is imported."""
+
+    def __init__(self, sources: Sequence[Source], args: argparse.Namespace) -> None:
+        shape = pipeline(sources, **_shape(args))
+        payloads: dict[int, Payload] = {}
+        for index, source in enumerate(sources):
+            payload = source._load_blocking(None)
+            if not isinstance(payload, Payload):  # a network source: the engine's work
+                raise _NeedsEngine(source.name)
+            payloads[index] = payload
+        candidate = shape.candidate(payloads, None)
+        assert candidate.snapshot is not None  # a first candidate always has one
+        shape.commit(payloads, candidate)
+        self.snapshot: Snapshot = candidate.snapshot
+        self._provenance = Provenance(shape)
+        self._provenance.note(candidate.keys, self.snapshot)
+
+    def history(self, key: str, *, reveal: bool = False) -> list[HistoryEntry]:
+        return self._provenance.history(self.snapshot, key, reveal=reveal)
+
+    def explain(self, key: str, *, reveal: bool = False) -> str:
+        return render(key, self.history(key, reveal=reveal))
+
+
+class _NeedsEngine(Exception):
+    """A source that reads only on the event loop."""
+
+
+def _read_now(sources: Sequence[Source], args: argparse.Namespace) -> _OneShot | None:
+    """The configuration read without the engine, or None when the engine must answer:
+    ``watch``, ``--debug``, a network source, or any problem at all, which the engine then
+    meets again and reports as it always has (its retries, its logs, its exit status)."""
+    if not _FAST or args.command == "watch" or args.debug:
+        return None
+    try:
+        return _OneShot(sources, args)
+    except Exception:
+        return None
+
+
+def _answer(view: _View, args: argparse.Namespace) -> int:
+    """Run a one-shot command over ``view``; its exit status."""
+    try:
+        return _ONE_SHOT[args.command](view, args)
+    except BrokenPipeError:
+        return _after_broken_pipe()
+    except Exception as exc:
+        return _report(exc, debug=args.debug)
 
 
 def _validators(path: str | None) -> list[Validator]:
@@ -509,6 +598,8 @@ async def _main(config: Config, args: argparse.Namespace) -> int:
 
     Interrupted, ``watch`` exits 0 (it is how it is meant to end), the others 128 + the signal.
     """
+    import anyio
+
     stopped: list[int] = []
     code = OK
     async with anyio.create_task_group() as tg:
@@ -519,7 +610,7 @@ async def _main(config: Config, args: argparse.Namespace) -> int:
                 await _watch(config, args)
             else:
                 async with config:
-                    code = _ONE_SHOT[args.command](config, args)
+                    code = _answer(config, args)
         except BrokenPipeError:
             code = _after_broken_pipe()
         except Exception as exc:
@@ -530,7 +621,7 @@ async def _main(config: Config, args: argparse.Namespace) -> int:
     return code
 
 
-def _get(config: Config, args: argparse.Namespace) -> int:
+def _get(config: _View, args: argparse.Namespace) -> int:
     snapshot = config.snapshot
     key: str = args.key
     if key not in snapshot:
@@ -540,7 +631,7 @@ def _get(config: Config, args: argparse.Namespace) -> int:
     return OK
 
 
-def _dump(config: Config, args: argparse.Namespace) -> int:
+def _dump(config: _View, args: argparse.Namespace) -> int:
     snapshot = config.snapshot
     tree = _masked(snapshot, snapshot.to_dict(), "", reveal=args.reveal)
     if args.sort_keys:
@@ -550,7 +641,7 @@ def _dump(config: Config, args: argparse.Namespace) -> int:
     return OK
 
 
-def _explain(config: Config, args: argparse.Namespace) -> int:
+def _explain(config: _View, args: argparse.Namespace) -> int:
     if not config.history(args.key):
         print(f"{args.key}: not set by any source{_did_you_mean(args.key, config.snapshot)}")
         return FAILED
@@ -558,7 +649,7 @@ def _explain(config: Config, args: argparse.Namespace) -> int:
     return OK
 
 
-def _list(config: Config, args: argparse.Namespace) -> int:
+def _list(config: _View, args: argparse.Namespace) -> int:
     snapshot = config.snapshot
     prefix: str | None = args.prefix
     below = f"{prefix}."
@@ -618,14 +709,14 @@ def _did_you_mean(key: str, snapshot: Snapshot) -> str:
     return f" (did you mean {' or '.join(map(repr, close))}?)"
 
 
-def _validate(config: Config, args: argparse.Namespace) -> int:
+def _validate(config: _View, args: argparse.Namespace) -> int:
     # Getting here means the validators passed: load() refuses a snapshot that fails them.
     count = len(args.loaded_validators)
     print(f"valid: {count} validator{'' if count == 1 else 's'} passed")
     return OK
 
 
-_ONE_SHOT: dict[str, Callable[[Config, argparse.Namespace], int]] = {
+_ONE_SHOT: dict[str, Callable[[_View, argparse.Namespace], int]] = {
     "get": _get,
     "list": _list,
     "dump": _dump,
@@ -640,6 +731,8 @@ _ONE_SHOT: dict[str, Callable[[Config, argparse.Namespace], int]] = {
 def _report(exc: BaseException, *, debug: bool) -> int:
     """Say what went wrong on stderr, in one line where possible; the exit status."""
     if debug:
+        import traceback
+
         traceback.print_exception(type(exc), exc, exc.__traceback__)
     code, message = _describe(exc, debug=debug)
     print(f"aioconfig: {message}", file=sys.stderr, flush=True)
@@ -713,11 +806,12 @@ def _after_broken_pipe() -> int:
 
 
 async def _stop_on_signals(
-    scope: anyio.CancelScope,
-    stopped: list[int],
-    *,
-    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    scope: anyio.CancelScope, stopped: list[int], *, task_status: anyio.abc.TaskStatus[None]
 ) -> None:
+    import signal
+
+    import anyio
+
     with contextlib.ExitStack() as stack:
         try:
             signals = stack.enter_context(anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM))
@@ -829,6 +923,8 @@ def _json(value: Any, *, pretty: bool = True) -> str:
     try:
         return orjson.dumps(value, default=_json_default, option=option).decode()
     except orjson.JSONEncodeError:  # an integer past 64 bits: the standard library's encoder
+        import json
+
         return json.dumps(
             _finite_or_null(value),
             default=_json_default,

@@ -112,6 +112,19 @@ def test_the_command_line_reads_a_file_without_the_network_stack(settings: Path)
     assert loaded["aiohttp"] is False
 
 
+def test_the_command_line_reads_local_sources_without_an_event_loop(settings: Path) -> None:
+    loaded = imported_after(
+        """
+        from aioconfig._cli import main
+        assert main(["-s", "settings.toml", "get", "app.name"]) == 0
+        assert main(["-s", "settings.toml", "-s", "env:MYAPP", "explain", "app.name"]) == 0
+        """,
+        settings,
+        (*EVENT_LOOP, "aiohttp"),
+    )
+    assert loaded == {"asyncio": False, "anyio": False, "aiohttp": False}
+
+
 def test_the_lazy_names_are_the_classes_and_unknown_names_still_fail() -> None:
     from aioconfig.sources._configcat import ConfigCat
     from aioconfig.sources._etcd import Etcd

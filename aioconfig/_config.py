@@ -342,8 +342,12 @@ class Config(Mapping[str, Any]):
 
     def status(self) -> ConfigStatus:
         """Where each source stands now: for health checks and ops endpoints."""
+        return self._status_at(self._engine.clock.now())
+
+    def _status_at(self, now: float) -> ConfigStatus:
+        # ``now`` in the engine's clock, read by the caller: a thread other than the event
+        # loop's (aioconfig.sync) cannot ask the loop's clock, but it can read the loop's time.
         engine = self._engine
-        now = engine.clock.now()
         sources = tuple(
             SourceStatus(
                 name=source.name,

@@ -16,8 +16,11 @@
 * **Fork.** ``os.register_at_fork`` restarts the host in the child at once: a new loop thread
   and a new ``Config`` over the same sources, so every worker refreshes by itself. Until its
   first load, the child serves the snapshot it inherited; if that load fails it is retried with
-  backoff and logged. The parent's loop, thread and Config are left untouched in the child
-  (never closed, never collected), so nothing the parent owns is shut down from the child.
+  backoff and logged, ``statistics()`` and ``status()`` say so (``"opening"``, then
+  ``"failed"`` with the error), and a ``refresh()`` or ``changes()`` tries again at once
+  instead of waiting out the backoff. The parent's loop, thread and Config are left untouched
+  in the child (never closed, never collected), so nothing the parent owns is shut down from
+  the child.
 * **Exit.** ``close()`` stops the host and joins it for at most ``timeout`` seconds; it is
   registered with ``atexit``, and the thread is a daemon, so neither interpreter exit nor a
   SIGTERM that ends in ``sys.exit()`` can hang on it.
@@ -32,13 +35,16 @@ import logging
 import os
 import random
 import threading
+import time
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
 import anyio
 
+from ._clock import SystemClock
 from ._config import Config, ConfigStatistics, ConfigStatus
 from ._engine import RefreshResult
 from ._events import ChangeEvent, ChangeStream
@@ -66,6 +72,8 @@ _live: weakref.WeakValueDictionary[int, SyncConfig] = weakref.WeakValueDictionar
 _inherited: list[object] = []
 
 DEFAULT_CLOSE_TIMEOUT = 5.0
+#: A round trip to the host's running loop (subscribing): past it, the loop is blocked.
+LOOP_ANSWER_TIMEOUT = 5.0
 
 
 def load(*sources: Source | str | os.PathLike[str], **options: Any) -> SyncConfig:
@@ -87,16 +95,28 @@ class _Host:
     """One event loop on one daemon thread, owning one Config at a time, in one process."""
 
     def __init__(
-        self, make: Callable[[], Config], opened: Callable[[Config], None], *, retry: bool
+        self,
+        make: Callable[[], Config],
+        opened: Callable[[Config], None],
+        *,
+        inherited: Config | None = None,
     ) -> None:
         self.pid = os.getpid()
         self.make = make
         self.opened = opened
-        self.retry = retry  # after a fork: retry a failing first load instead of giving up
+        # After a fork: the parent's Config, serving until this host's own opens. A failing
+        # first load is then retried instead of given up.
+        self.inherited = inherited
         self.rng = random.Random()
         self.config: Config | None = None
         self.error: BaseException | None = None
         self.ready = threading.Event()  # opened, or failed for good
+        # Each first load that failed (a forked child's); waiters are told through ``outcome``.
+        self.failures = 0
+        self.last_error: InitialLoadError | None = None
+        self.backing_off = False  # between a failed first load and the next attempt
+        self.outcome = threading.Condition()
+        self.backoff: anyio.CancelScope | None = None  # the wait before the next attempt
         self.loop = asyncio.new_event_loop()
         self.lock = threading.Lock()
         self.finished = False  # no more submissions: the loop is stopping
@@ -110,6 +130,17 @@ class _Host:
     def on_thread(self) -> bool:
         return threading.get_ident() == self.thread.ident
 
+    def _tell(self, error: InitialLoadError | None = None) -> None:
+        """Ready (``error`` None) or one more failed first load: wake whoever waits on it."""
+        with self.outcome:
+            if error is None:
+                self.ready.set()
+            else:
+                self.failures += 1
+                self.last_error = error
+                self.backing_off = True
+            self.outcome.notify_all()
+
     # -- the host thread --
 
     def _main(self) -> None:
@@ -119,7 +150,7 @@ class _Host:
         except BaseException as exc:  # kept for the opener, never lost
             self.error = exc
         finally:
-            self.ready.set()
+            self._tell()
             with self.lock:
                 self.finished = True
             try:
@@ -133,16 +164,18 @@ class _Host:
     async def _run(self) -> None:
         attempt = 0
         while not self.stopping:
+            with self.outcome:
+                self.backing_off = False
             config = self.make()
             self.config = config
             with anyio.CancelScope() as self.scope:
                 try:
                     async with config:
                         self.opened(config)
-                        self.ready.set()
+                        self._tell()
                         await anyio.sleep_forever()
                 except InitialLoadError as exc:
-                    if not self.retry:
+                    if self.inherited is None:
                         raise
                     attempt += 1
                     delay = backoff_delay(attempt, 1.0, 30.0, self.rng)
@@ -153,7 +186,10 @@ class _Host:
                         delay,
                         exc,
                     )
-                    await anyio.sleep(delay)
+                    self._tell(exc)
+                    with anyio.CancelScope() as self.backoff:  # retry_soon() cuts it short
+                        await anyio.sleep(delay)
+                    self.backoff = None
                     continue
             return
 
@@ -161,6 +197,10 @@ class _Host:
         self.stopping = True
         if self.scope is not None:
             self.scope.cancel()
+
+    def _retry_on_loop(self) -> None:
+        if self.backoff is not None:
+            self.backoff.cancel()
 
     # -- any thread --
 
@@ -175,6 +215,38 @@ class _Host:
         with self.lock:
             if not self.finished:
                 self.loop.call_soon_threadsafe(self._stop_on_loop)
+
+    def retry_soon(self) -> None:
+        """A forked child waiting out its backoff: try the first load again now."""
+        with self.lock:
+            if not self.finished:
+                self.loop.call_soon_threadsafe(self._retry_on_loop)
+
+    def wait_ready(self, deadline: float | None, *, force: bool) -> bool | None:
+        """Wait until the Config is open (True), a forked child's first load fails (False),
+        or ``deadline`` passes (None).
+
+        Between attempts, ``force`` starts the next one at once and waits for it; without it
+        the last failure is the answer, as a refresh that is not due answers at once.
+        """
+        if self.ready.is_set():
+            return True
+        with self.outcome:
+            if self.backing_off and not force:
+                return False
+            seen = self.failures
+            self.retry_soon()
+            if not self.outcome.wait_for(
+                lambda: self.ready.is_set() or self.failures > seen, _left(deadline)
+            ):
+                return None
+        return self.ready.is_set()
+
+    def now(self, config: Config) -> float:
+        """``config``'s clock, read from any thread: the event loop's time, for the loop's own
+        clock (a thread other than the loop's cannot ask anyio for it)."""
+        clock = config._engine.clock
+        return self.loop.time() if isinstance(clock, SystemClock) else clock.now()
 
 
 def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
@@ -216,7 +288,7 @@ class SyncConfig(Mapping[str, Any]):
 
     def _start(self) -> None:
         first = self._config
-        host = self._host = _Host(lambda: first, self._opened, retry=False)
+        host = self._host = _Host(lambda: first, self._opened)
         host.start()
         host.ready.wait()
         if host.error is not None:
@@ -233,7 +305,7 @@ class SyncConfig(Mapping[str, Any]):
         if self._closed or host is None:
             return
         _inherited.append((host, self._config))
-        self._host = _Host(self._make, self._opened, retry=True)
+        self._host = _Host(self._make, self._opened, inherited=self._config)
         self._host.start()  # the first load runs there; until then, the inherited snapshot
 
     def close(self, timeout: float | None = DEFAULT_CLOSE_TIMEOUT) -> None:
@@ -250,6 +322,13 @@ class SyncConfig(Mapping[str, Any]):
         atexit.unregister(self._close_at_exit)
         if host is None or host.pid != os.getpid():
             return
+        if host.inherited is not None and self._config is host.inherited:
+            # A forked child closed before its own first load: stop serving the parent's
+            # snapshot too (that Config is the parent's, never closed here), as any closed
+            # SyncConfig does.
+            closed = self._make()
+            closed._begin_close()
+            self._config = closed
         host.stop()
         if host.on_thread():
             return
@@ -278,7 +357,16 @@ class SyncConfig(Mapping[str, Any]):
     ) -> None:
         self.close()
 
-    def _ready_host(self, what: str, timeout: float | None = None) -> _Host:
+    def _ready_host(
+        self,
+        what: str,
+        deadline: float | None = None,
+        timeout: float | None = None,
+        *,
+        force: bool = True,
+    ) -> tuple[_Host, Config | None]:
+        """The host and its open Config, waiting until ``deadline`` for a forked child's own
+        first load (``force``: tried again at once); ``(host, None)`` if that load failed."""
         host = self._host
         if self._closed or host is None:
             raise ClosedError("this SyncConfig is closed")
@@ -288,9 +376,21 @@ class SyncConfig(Mapping[str, Any]):
                 "callback, say), where it would wait for itself; in an async callback use "
                 "`await config.arefresh()`"
             )
-        if not host.ready.wait(timeout):  # a child whose own first load is still running
-            raise TimeoutError(f"SyncConfig.{what}: no configuration loaded within {timeout}s")
-        return host
+        ready = host.wait_ready(deadline, force=force)
+        if ready is None:
+            raise TimeoutError(
+                f"SyncConfig.{what}: process {host.pid} (forked) loaded no configuration of "
+                f"its own within {timeout}s"
+                + ("" if host.last_error is None else f"; its last attempt: {host.last_error}")
+            )
+        return host, (host.config if ready else None)
+
+    def _standing_in(self) -> tuple[_Host, Config] | None:
+        """In a forked child still without a Config of its own: its host and the parent's."""
+        config, host = self._config, self._host
+        if host is None or host.inherited is None or config is not host.inherited:
+            return None
+        return host, config
 
     # ------------------------------------------------------------------ reads (no loop, no lock)
 
@@ -367,10 +467,45 @@ class SyncConfig(Mapping[str, Any]):
         return self._config.get_all_values(user)
 
     def statistics(self) -> ConfigStatistics:
-        return self._config.statistics()
+        """Counters for monitoring (see ``Config.statistics``).
+
+        In a forked child that has not loaded its own configuration yet, ``state`` is
+        ``"opening"``, or ``"failed"`` once a first load failed (``last_error`` says why; it is
+        retried), while reads serve the inherited snapshot, whose ``version`` this is.
+        """
+        standing = self._standing_in()
+        if standing is None:
+            return self._config.statistics()
+        host, inherited = standing
+        failures = host.failures
+        return ConfigStatistics(
+            state="failed" if failures else "opening",
+            version=inherited.snapshot.version,
+            refreshes=0,
+            fetches=0,
+            errors=failures,
+            consecutive_failures=failures,
+            last_error=host.last_error,
+            subscribers=0,
+        )
 
     def status(self) -> ConfigStatus:
-        return self._config.status()
+        """Where each source stands now (see ``Config.status``), from any thread; after
+        ``close()``, ``state`` is ``"closed"``. In a forked child without its own
+        configuration yet, ``state`` is that of ``statistics()``."""
+        host = self._host
+        config = self._config
+        if host is None:
+            return config.status()  # pragma: no cover - a SyncConfig always has a host
+        standing = self._standing_in()
+        if standing is None:
+            return config._status_at(host.now(config))
+        _, inherited = standing
+        attempt = inherited if host.config is None else host.config  # its own attempt's
+        status = attempt._status_at(host.now(attempt))
+        return ConfigStatus(
+            self.statistics().state, inherited.snapshot.version, False, status.sources
+        )
 
     # ------------------------------------------------------------------ calls that wait
 
@@ -379,25 +514,38 @@ class SyncConfig(Mapping[str, Any]):
 
         Raises ``TimeoutError`` after ``timeout`` seconds (the refresh itself goes on for the
         others), and ``RuntimeError`` on the host thread, where it would wait for itself.
+
+        In a forked child whose own first load failed, the answer is that failure
+        (``result.error``, with the inherited snapshot); ``force`` tries the load again at
+        once instead of waiting out the backoff. ``timeout`` bounds the whole call.
         """
-        host = self._ready_host("refresh()", timeout)
-        config = host.config
-        assert config is not None
-        return _wait(host.submit(config.refresh(force=force)), timeout, "refresh()")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        host, config = self._ready_host("refresh()", deadline, timeout, force=force)
+        if config is None:
+            return self._not_loaded(host)
+        future = host.submit(config.refresh(force=force))
+        return _wait(future, _left(deadline), "refresh()", said=timeout)
 
     async def arefresh(self, *, force: bool = False) -> RefreshResult:
         """``refresh()`` for async code on any event loop (an ASGI view, an async callback)."""
-        host = self._host
-        if host is not None and host.on_thread():
+        current = self._host
+        if current is not None and current.on_thread():
             return await self._config.refresh(force=force)
-        host = await anyio.to_thread.run_sync(self._ready_host, "arefresh()")
-        config = host.config
-        assert config is not None
+        host, config = await anyio.to_thread.run_sync(
+            partial(self._ready_host, "arefresh()", force=force)
+        )
+        if config is None:
+            return self._not_loaded(host)
         future = host.submit(config.refresh(force=force))
         try:
             return await asyncio.wrap_future(future)
         except concurrent.futures.CancelledError:
             raise ClosedError("the SyncConfig was closed during the refresh") from None
+
+    def _not_loaded(self, host: _Host) -> RefreshResult:
+        """A forked child's first load failed again: the error, and what serves meanwhile."""
+        snapshot = self._config.snapshot  # the inherited one, or ClosedError
+        return RefreshResult(error=host.last_error, snapshot=snapshot)
 
     def changes(
         self,
@@ -411,11 +559,17 @@ class SyncConfig(Mapping[str, Any]):
         Each wait for the next event lasts at most ``timeout`` seconds, then raises
         ``TimeoutError`` (the subscription stays; iterate again). Iteration ends when the
         SyncConfig closes. Buffering and folding are those of ``Config.changes``.
+
+        Entering is bounded too: in a forked child still without its own configuration, it
+        tries the first load again at once and waits at most ``timeout`` (``max_init_wait``
+        plus five seconds when None) for it, raising ``ClosedError`` saying why if it fails.
         """
         return SyncChangeStream(self, keys, max_buffer, timeout)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
+        if self._standing_in() is not None:
+            state += f" (forked, its own load {self.statistics().state}: inherited snapshot)"
         return f"<SyncConfig {state} {self._config!r}>"
 
 
@@ -440,10 +594,21 @@ class SyncChangeStream(Iterator[ChangeEvent]):
         self._next: concurrent.futures.Future[ChangeEvent | None] | None = None
 
     def __enter__(self) -> SyncChangeStream:
-        host = self._host = self._owner._ready_host("changes()")
-        assert host.config is not None
-        self._subscription = host.config.changes(self._keys, max_buffer=self._max_buffer)
-        self._stream = _wait(host.submit(self._subscription.__aenter__()), None, "changes()")
+        owner = self._owner
+        bound = self.timeout
+        if bound is None:
+            bound = owner._config._max_init_wait + 5.0
+        deadline = time.monotonic() + bound
+        host, config = owner._ready_host("changes()", deadline, bound)
+        if config is None:
+            raise ClosedError(
+                f"SyncConfig.changes(): process {host.pid} (forked) has no configuration of its "
+                f"own yet (it serves the inherited snapshot and retries): {host.last_error}"
+            ) from host.last_error
+        subscription = config.changes(self._keys, max_buffer=self._max_buffer)
+        future = host.submit(subscription.__aenter__())  # a round trip to a loop that is up
+        self._stream = _wait(future, LOOP_ANSWER_TIMEOUT, "changes()")
+        self._host, self._subscription = host, subscription
         return self
 
     def __exit__(
@@ -459,7 +624,8 @@ class SyncChangeStream(Iterator[ChangeEvent]):
         if host is None or host.pid != os.getpid():
             return
         try:
-            _wait(host.submit(self._subscription.__aexit__(None, None, None)), 5.0, "changes()")
+            future = host.submit(self._subscription.__aexit__(None, None, None))
+            _wait(future, LOOP_ANSWER_TIMEOUT, "changes()")
         except (ClosedError, TimeoutError):
             pass  # the host has stopped: the stream went with it
 
@@ -501,16 +667,30 @@ async def _next_or_none(stream: ChangeStream) -> ChangeEvent | None:
         return None
 
 
+def _left(deadline: float | None) -> float | None:
+    """Seconds until ``deadline`` (``time.monotonic()``), never negative; None: no deadline."""
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
 def _wait(
-    future: concurrent.futures.Future[_T], timeout: float | None, what: str, *, cancel: bool = True
+    future: concurrent.futures.Future[_T],
+    timeout: float | None,
+    what: str,
+    *,
+    cancel: bool = True,
+    said: float | None = None,
 ) -> _T:
-    """The future's result in this thread; on a timeout or an interrupt, stop waiting."""
+    """The future's result in this thread; on a timeout or an interrupt, stop waiting.
+
+    ``said``: the timeout the caller gave, for the message, when ``timeout`` is what is left.
+    """
     try:
         return future.result(timeout)
     except concurrent.futures.TimeoutError:
         if cancel:
             future.cancel()
-        raise TimeoutError(f"SyncConfig.{what} got no answer within {timeout}s") from None
+        shown = timeout if said is None else said
+        raise TimeoutError(f"SyncConfig.{what} got no answer within {shown}s") from None
     except concurrent.futures.CancelledError:
         raise ClosedError(f"the SyncConfig was closed during {what}") from None
     except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,10 +10,12 @@ import sys
 import textwrap
 import threading
 import time
+import traceback
 import warnings
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -22,9 +25,10 @@ import aioconfig.sync
 from aioconfig import ChangeEvent, ClosedError, InitialLoadError, RefreshResult
 from aioconfig.sources import File, NotModified, Payload, Source
 from aioconfig.sync import SyncConfig
-from aioconfig.testing import MutableSource
+from aioconfig.testing import FakeClock, MutableSource
 
 ROOT = Path(__file__).resolve().parent.parent
+_R = TypeVar("_R")
 
 
 def host_threads() -> list[threading.Thread]:
@@ -90,6 +94,85 @@ def test_reads_refresh_and_close(settings: Path) -> None:
         config["greeting"]
     with pytest.raises(ClosedError):
         config.refresh()
+
+
+@dataclass(frozen=True)
+class Greeting:
+    greeting: str
+    db: dict[str, int]
+
+
+def in_thread(fn: Callable[[], _R]) -> _R:
+    """``fn()`` on a new ordinary thread (no event loop); its exception, if any, re-raised."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, fn()))
+        except BaseException as exc:
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    [(ok, value)] = outcome
+    if not ok:
+        raise value
+    return cast(_R, value)
+
+
+def every_read(config: SyncConfig) -> dict[str, object]:
+    """Every read a SyncConfig has, as comparable values (ages checked, then left out)."""
+    status = config.status()
+    assert all(0 <= (s.answered or 0) < 60 for s in status.sources)
+    history = config.history("greeting")
+    return {
+        "status": (status.state, status.version, [s.name for s in status.sources]),
+        "statistics": config.statistics(),
+        "item": config["greeting"],
+        "get": config.get("db.port"),
+        "contains": "db.port" in config,
+        "keys": sorted(config),
+        "len": len(config),
+        "snapshot": config.snapshot.version,
+        "version": config.version,
+        "sources": [source.name for source in config.sources],
+        "environment": config.environment,
+        "bind": config.bind(Greeting),
+        "history": (history[0].source, history[0].value),
+        "explain": "greeting" in config.explain("greeting"),
+        "flags": config.flags.index(),
+        "get_value": config.get_value("no-such-flag", 3),
+        "details": config.get_value_details("no-such-flag", 3).value,
+        "flag_keys": config.get_all_keys(),
+        "flag_values": config.get_all_values(),
+        "repr": repr(config),
+    }
+
+
+def test_every_read_works_on_any_thread_and_status_after_close(settings: Path) -> None:
+    # status() read the event loop's clock, which only the loop's own thread can ask for.
+    config = aioconfig.sync.load(File(settings, watch=False), mode="manual")
+    try:
+        on_main = every_read(config)
+        assert on_main == in_thread(lambda: every_read(config))
+        assert on_main["status"] == ("opened", 1, [str(settings)])
+    finally:
+        config.close()
+    for read in (config.status, lambda: in_thread(config.status)):
+        status = read()
+        assert status.state == "closed" and status.version == 1
+        assert status.sources[0].answered is not None and status.sources[0].error is None
+    assert config.statistics().state == in_thread(config.statistics).state == "closed"
+    with pytest.raises(ClosedError):
+        in_thread(lambda: config["greeting"])
+
+    # A clock of the user's own is asked directly, from whichever thread asks.
+    clock = FakeClock(100.0)
+    with aioconfig.sync.load(File(settings, watch=False), mode="manual", clock=clock) as faked:
+        clock._now = 130.0
+        assert faked.status().sources[0].answered == 30.0
+        assert in_thread(faked.status).sources[0].answered == 30.0
 
 
 def test_the_first_load_fails_in_the_callers_thread(tmp_path: Path) -> None:
@@ -287,6 +370,192 @@ def test_after_fork_the_child_refreshes_by_itself_and_the_parent_goes_on(setting
             time.sleep(0.01)  # the parent's poll loop goes on by itself (it may win any refresh)
         assert config["greeting"] == "parent again"
         assert config.refresh(force=True, timeout=5).error is None
+    finally:
+        config.close()
+
+
+def in_child(body: Callable[[], dict[str, Any]], *, within: float = 60.0) -> dict[str, Any]:
+    """``body()`` in a forked child; its answer (or its traceback) back over a pipe, as JSON.
+
+    A child that is not done within ``within`` seconds is killed and the test fails (a child
+    that waits forever must not hang the suite)."""
+    read, write = os.pipe()
+    pid = _fork()
+    if pid == 0:  # the child: never return into pytest
+        try:
+            answer = json.dumps(body())
+        except BaseException:
+            answer = json.dumps({"traceback": traceback.format_exc()})
+        finally:
+            os.write(write, answer.encode())
+            os._exit(0)
+    os.close(write)
+    deadline = time.monotonic() + within
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(read)
+            pytest.fail(f"the forked child was still waiting after {within}s")
+        time.sleep(0.02)
+    with os.fdopen(read) as pipe:
+        reported: dict[str, Any] = json.loads(pipe.read())
+    assert "traceback" not in reported, reported["traceback"]
+    return reported
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_whose_first_load_fails_says_so_and_tries_again_when_used(settings: Path) -> None:
+    config = aioconfig.sync.load(File(settings, watch=False), mode="manual", max_init_wait=0.2)
+    good = settings.read_text()
+    settings.unlink()  # only the child loads again: the parent is in manual mode
+
+    def failing_then_fixed() -> dict[str, Any]:
+        answer: dict[str, Any] = {}
+        deadline = time.monotonic() + 20
+        while config.statistics().state != "failed":  # its own first load: no file
+            assert time.monotonic() < deadline, config.statistics()
+            time.sleep(0.01)
+        stats = config.statistics()
+        answer["statistics"] = [
+            stats.state,
+            stats.version,
+            type(stats.last_error).__name__,
+            str(settings) in str(stats.last_error),
+            stats.consecutive_failures >= 1,
+        ]
+        answer["status"] = [config.status().state, in_thread(config.status).state]
+        answer["served"] = config["greeting"]  # the inherited snapshot, as documented
+        answer["repr"] = repr(config)
+        result = config.refresh(timeout=30)  # the last failure (or the attempt in flight's)
+        assert result.snapshot is not None
+        answer["refresh"] = [type(result.error).__name__, result.snapshot.version]
+        failures = config.statistics().consecutive_failures
+        forced = config.refresh(force=True, timeout=30)  # tries again at once: fails again
+        answer["forced"] = [
+            type(forced.error).__name__,
+            config.statistics().consecutive_failures > failures,
+        ]
+        settings.write_text(good.replace("hello", "fixed"))
+        fixed = config.refresh(force=True, timeout=30)  # no need to wait out the backoff
+        answer["fixed"] = [fixed.error is None, config.statistics().state, config.version]
+        answer["fixed"] += [config["greeting"], config.status().state]
+        with config.changes(timeout=30) as events:
+            answer["pending"] = events.pending()
+        config.close()
+        answer["closed"] = config.statistics().state
+        return answer
+
+    def closed_before_its_own_load() -> dict[str, Any]:
+        while config.statistics().state != "failed":
+            time.sleep(0.01)
+        config.close()
+        try:
+            config["greeting"]
+        except ClosedError:
+            served = "ClosedError"
+        else:
+            served = "the inherited snapshot, after close"
+        return {"served": served, "state": config.statistics().state}
+
+    try:
+        answer = in_child(failing_then_fixed)
+        assert answer["statistics"] == ["failed", 1, "InitialLoadError", True, True]
+        assert answer["status"] == ["failed", "failed"] and answer["served"] == "hello"
+        assert "forked" in answer["repr"] and "failed" in answer["repr"]
+        assert answer["refresh"] == ["InitialLoadError", 1]
+        assert answer["forced"] == ["InitialLoadError", True]
+        assert answer["fixed"] == [True, "opened", 1, "fixed", "opened"]
+        assert answer["pending"] == 0 and answer["closed"] == "closed"
+
+        settings.unlink()
+        assert in_child(closed_before_its_own_load) == {"served": "ClosedError", "state": "closed"}
+
+        # The parent never noticed: its own Config goes on.
+        assert config.statistics().state == "opened" and config["greeting"] == "hello"
+        settings.write_text(good)
+        assert config.refresh(force=True, timeout=5).error is None
+    finally:
+        config.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_entering_changes_in_a_child_without_a_configuration_is_bounded(settings: Path) -> None:
+    config = aioconfig.sync.load(File(settings, watch=False), mode="manual", max_init_wait=0.2)
+    hanging = aioconfig.sync.load(SlowInTheChild(first=60), mode="manual")
+    good = settings.read_text()
+    settings.unlink()  # the child's first loads fail
+
+    def enter() -> dict[str, Any]:
+        answer: dict[str, Any] = {}
+        for timeout in (None, 30.0):  # it tries the load at once and says why it failed
+            try:
+                with config.changes(timeout=timeout):
+                    answer[str(timeout)] = "entered"
+            except ClosedError as exc:
+                answer[str(timeout)] = str(exc)
+        try:
+            with hanging.changes(timeout=0.5):  # a first load still running: the timeout
+                answer["hanging"] = "entered"
+        except TimeoutError as exc:
+            answer["hanging"] = str(exc)
+        hanging.close(timeout=1)
+        config.close()
+        return answer
+
+    try:
+        answer = in_child(enter, within=30)
+        for timeout in ("None", "30.0"):
+            assert "no configuration of its own" in answer[timeout]
+            assert str(settings) in answer[timeout]
+        assert "loaded no configuration of its own within 0.5s" in answer["hanging"]
+    finally:
+        settings.write_text(good)
+        hanging.close()
+        config.close()
+
+
+class SlowInTheChild(Source):
+    """Answers at once in the parent; in a forked child the first load takes ``first``
+    seconds and every later one a minute."""
+
+    def __init__(self, first: float) -> None:
+        self.parent = os.getpid()
+        self.first = first
+        self.child_loads = 0
+
+    @property
+    def name(self) -> str:
+        return "slow in the child"
+
+    async def load(self, token: Hashable | None) -> Payload | NotModified:
+        if os.getpid() != self.parent:
+            self.child_loads += 1
+            await anyio.sleep(self.first if self.child_loads == 1 else 60)
+        return Payload({"n": 1}, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_childs_refresh_timeout_bounds_the_first_load_and_the_refresh_together() -> None:
+    config = aioconfig.sync.load(SlowInTheChild(first=1.0), mode="manual")
+
+    def refresh() -> dict[str, Any]:
+        started = time.monotonic()
+        try:
+            config.refresh(force=True, timeout=2.0)  # its first load takes 1 s of the 2
+        except TimeoutError as exc:
+            return {"error": str(exc), "took": time.monotonic() - started}
+        finally:
+            config.close(timeout=1)
+        return {"error": None}
+
+    try:
+        answer = in_child(refresh)
+        assert answer["error"] == "SyncConfig.refresh() got no answer within 2.0s"
+        assert 1.9 < answer["took"] < 2.7  # not 2 s more for the refresh after the load
     finally:
         config.close()
 

@@ -11,9 +11,23 @@ A value is secret when
 * it was built by ``@format`` from a secret (``"postgres://app:{db.password}@{db.host}/app"``):
   see :func:`tainted`.
 
-Whatever the key, a URL's credentials are masked in every shown string:
-``postgres://app:hunter2@db/app`` shows as ``postgres://app:**********@db/app`` (a userinfo
-without a password, ``https://ghp_x@host``, shows as ``https://**********@host``).
+Whatever the key, credentials written into a string are masked wherever it is shown (and the
+string is left out of the cache file):
+
+* a URL's userinfo: ``postgres://app:hunter2@db/app`` shows as
+  ``postgres://app:**********@db/app`` (a userinfo without a password, ``https://ghp_x@host``,
+  shows as ``https://**********@host``);
+* a query parameter named like a secret by the word rule, or ``sig`` / ``signature`` (Azure
+  SAS, S3 and OAuth 1 signatures): ``https://x/?access_token=abc&sig=def`` shows as
+  ``https://x/?access_token=**********&sig=**********``; the value ends at ``&``, ``#``,
+  ``;``, a quote or white space;
+* any other ``Name=value`` field so named, as in connection strings:
+  ``Server=db;User Id=app;Password=hunter2;`` shows as
+  ``Server=db;User Id=app;Password=**********;`` (``Pwd=``, ``AccountKey=``,
+  ``SharedAccessKey=``, ``Secret=``, ``--password=`` too). The value ends at ``;`` or the end
+  of the line, or, when it opens with ``"``, ``'`` or ``{``, at the closing one.
+
+The scan is linear in the length of the string, whatever the string holds.
 
 The word rule looks at the last dotted segment only, split into lower-case words at ``_``,
 ``-``, ``.``, spaces and case changes (``dbPassword`` -> ``db password``, ``APIKey`` ->
@@ -22,16 +36,20 @@ The word rule looks at the last dotted segment only, split into lower-case words
 (``password2``).
 The key is secret when the word left last, the name's head noun,
 
-* ends in ``password``, ``passwd``, ``passphrase``, ``secret``, ``token``, ``credential``
-  (or their plurals), ``apikey``, ``privatekey``, ``secretkey`` or ``accesskey``
-  (``db_password``, ``client_secret``, ``auth_token``, ``APIKEY``, ``credentials``); or
-* is ``pwd`` or ``creds``; or
-* is ``key`` alone or after ``api``, ``private``, ``secret``, ``access``, ``signing``,
-  ``encryption``, ``master``, ``hmac``, ``jwt``, ``sdk``, ``license`` or ``app``
-  (``api_key``, ``AWS_SECRET_ACCESS_KEY``, ``private_key``, ``stripe.key``).
+* ends in ``password``, ``passwd``, ``passphrase``, ``secret``, ``token``, ``credential``,
+  ``apikey``, ``privatekey``, ``secretkey`` or ``accesskey``, or in the plural of one
+  (``db_password``, ``client_secret``, ``auth_token``, ``APIKEY``, ``credentials``,
+  ``clientSecrets``, ``APIKEYS``); or
+* is ``pwd``, ``pwds`` or ``creds``; or
+* is ``key`` alone, or ``key`` or ``keys`` after ``api``, ``private``, ``secret``, ``access``,
+  ``signing``, ``encryption``, ``master``, ``hmac``, ``jwt``, ``sdk``, ``license``, ``app``,
+  ``account`` or ``shared`` (``api_key``, ``AWS_SECRET_ACCESS_KEY``, ``private_key``,
+  ``stripe.key``, ``api_keys``, ``apiKeys``, ``signing_keys``, ``AccountKey``).
 
 So ``token_ttl`` (a ttl), ``password_file`` (a path), ``keyboard_layout``, ``monkey``,
-``key_count``, ``public_key``, ``cache_key`` and ``password.hint`` are not secrets.
+``key_count``, ``public_key``, ``cache_key`` and ``password.hint`` are not secrets, and
+neither are ``keys`` alone (a collection: ``index.keys``, a ``keys`` section whose entries
+are judged by their own names), ``primary_keys``, ``monkeys`` or ``hotkeys``.
 """
 
 from __future__ import annotations
@@ -73,7 +91,9 @@ _SECRET_ENDINGS = (
     "password",
     "passwords",
     "passwd",
+    "passwds",
     "passphrase",
+    "passphrases",
     "secret",
     "secrets",
     "token",
@@ -81,15 +101,19 @@ _SECRET_ENDINGS = (
     "credential",
     "credentials",
     "apikey",
+    "apikeys",
     "privatekey",
+    "privatekeys",
     "secretkey",
+    "secretkeys",
     "accesskey",
+    "accesskeys",
 )
-_SECRET_WORDS = frozenset({"pwd", "creds"})
-#: ``key`` is a secret alone or after one of these.
+_SECRET_WORDS = frozenset({"pwd", "pwds", "creds"})
+#: ``key`` is a secret alone or after one of these; ``keys`` only after one of these.
 _KEY_KINDS = frozenset(
     {"api", "private", "secret", "access", "signing", "encryption", "master", "hmac", "jwt",
-     "sdk", "license", "app"}
+     "sdk", "license", "app", "account", "shared"}
 )  # fmt: skip
 #: Words that qualify the head noun without changing what it is (``api_key_b64``).
 _QUALIFIERS = frozenset(
@@ -101,15 +125,26 @@ _QUALIFIERS = frozenset(
 
 def is_secret_name(name: str) -> bool:
     """The word rule (module docstring) for one key segment: ``api_key`` yes, ``token_ttl`` no."""
+    return _is_secret(_words(name))
+
+
+def _words(name: str) -> list[str]:
+    """``name``'s words, lower-case, up to its head noun (trailing qualifiers dropped)."""
     words = [word.lower() for word in _WORDS.findall(name)]
     while words and (words[-1] in _QUALIFIERS or words[-1].rstrip(_DIGITS) in _QUALIFIERS):
         words.pop()  # "api_key_b64", "token_v2", "password_2": the head comes before
+    return words
+
+
+def _is_secret(words: list[str]) -> bool:
     if not words:
         return False
     head = words[-1].rstrip(_DIGITS)  # "password2"
     if head.endswith(_SECRET_ENDINGS) or head in _SECRET_WORDS:
         return True
-    return head == "key" and (len(words) == 1 or words[-2] in _KEY_KINDS)
+    if head == "key" and len(words) == 1:
+        return True  # "stripe.key"; "keys" alone is a collection, not a secret
+    return head in ("key", "keys") and len(words) > 1 and words[-2] in _KEY_KINDS
 
 
 class SecretMatcher:
@@ -157,11 +192,24 @@ class SecretMatcher:
         return f"SecretMatcher({self.patterns!r})"
 
 
-# -- credentials in URLs -------------------------------------------------------------------
+# -- credentials in strings ----------------------------------------------------------------
 
 # scheme://user:password@ or scheme://token@; the password may hold an unescaped "@": the
-# authority ends at the last "@" before the path.
-_URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)(?:([^/?#@\s:]*):)?([^/?#\s]*)@")
+# authority ends at the last "@" before the path. The scheme starts where a run of scheme
+# characters starts (the look-behind): tried from inside a long run, the match would cost the
+# run's length at every one of its characters.
+_URL_USERINFO = re.compile(
+    r"(?<![A-Za-z0-9+.-])([A-Za-z0-9+.-]+://)(?:([^/?#@\s:]*):)?([^/?#\s]*)@"
+)
+#: ``name=``, of a query parameter (after ``?`` or ``&``) or a field (``Password=``). The
+#: look-behind makes the name a whole run, so each character is looked at once.
+_FIELD_NAME = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z0-9_.-]+)[ \t]*=[ \t]*")
+_QUERY_VALUE = re.compile(r"""[^&#;\s'"<>]*""")
+_FIELD_VALUE = re.compile(r""""[^"\r\n]*"?|'[^'\r\n]*'?|\{[^}\r\n]*\}?|[^;\r\n]*""")
+#: Names of signatures, secret as parameters and fields though not as keys (``email.signature``).
+_SIGNATURES = frozenset({"sig", "signature"})
+#: What every secret name holds somewhere: a quick no for the many names that are not.
+_MAYBE_SECRET = re.compile(r"pass|pw|secret|token|cred|key|sig", re.IGNORECASE)
 
 
 def _mask_userinfo(match: re.Match[str]) -> str:
@@ -171,17 +219,49 @@ def _mask_userinfo(match: re.Match[str]) -> str:
     return f"{scheme}{user}:{MASK}@"
 
 
-def mask_urls(text: str) -> str:
-    """``text`` with the credentials of every URL in it masked."""
-    if "://" not in text:
+def _is_secret_field(name: str) -> bool:
+    if _MAYBE_SECRET.search(name) is None:
+        return False
+    words = _words(name)
+    return _is_secret(words) or (bool(words) and words[-1] in _SIGNATURES)
+
+
+def _mask_fields(text: str) -> str:
+    parts: list[str] = []
+    done = 0  # text[:done] is in parts
+    position = 0
+    while match := _FIELD_NAME.search(text, position):
+        position = match.end()
+        if not _is_secret_field(match.group(1)):
+            continue  # its value is scanned too: "note=see token=abc"
+        start = match.start()
+        query = start > 0 and text[start - 1] in "?&"
+        value = (_QUERY_VALUE if query else _FIELD_VALUE).match(text, position)
+        assert value is not None  # both match the empty string
+        if value.end() > position:
+            parts += [text[done:position], MASK]
+            done = position = value.end()
+    if not parts:
         return text
-    return _URL_USERINFO.sub(_mask_userinfo, text)
+    parts.append(text[done:])
+    return "".join(parts)
+
+
+def mask_urls(text: str) -> str:
+    """``text`` with the credentials in it masked: a URL's userinfo, and the value of every query
+    parameter or ``Name=value`` field named like a secret (module docstring)."""
+    if "://" in text:
+        text = _URL_USERINFO.sub(_mask_userinfo, text)
+    if "=" in text:
+        text = _mask_fields(text)
+    return text
 
 
 def has_credentials(value: object) -> bool:
-    """Whether ``value`` (a string, or strings in lists and mappings) holds a URL's credentials."""
+    """Whether ``value`` (a string, or strings in lists and mappings) holds credentials that
+    :func:`mask_urls` masks."""
     if isinstance(value, str):
-        return "://" in value and mask_urls(value) != value
+        return ("://" in value or "=" in value) and mask_urls(value) != value
     if isinstance(value, Mapping):
         return any(has_credentials(item) for item in value.values())
     if isinstance(value, (list, tuple, set, frozenset)):

@@ -48,6 +48,26 @@ from aioconfig._secrets import (
         "stripe.key",
         "sdk_key",
         "access_tokens",
+        # plurals (issue 10): every secret word's plural, and "keys" after a kind of key
+        "api_keys",
+        "private_keys",
+        "signing_keys",
+        "access_keys",
+        "secret_keys",
+        "apiKeys",
+        "APIKeys",
+        "APIKEYS",
+        "privatekeys",
+        "jwt_keys_b64",
+        "clientSecrets",
+        "passwords",
+        "db.passwds",
+        "passphrases",
+        "tokens",
+        "credentials",
+        "pwds",
+        "AccountKey",  # Azure storage
+        "shared_key",
     ],
 )
 def test_the_word_rule_finds_secrets(key: str) -> None:
@@ -76,6 +96,16 @@ def test_the_word_rule_finds_secrets(key: str) -> None:
         "",
         "db.",
         "value",
+        # plurals stay as narrow as the singulars: "keys" alone names a collection
+        "index.keys",
+        "monkeys",
+        "hotkeys",
+        "primary_keys",
+        "public_keys",
+        "cache_keys",
+        "key_counts",
+        "token_ttls",
+        "signature",  # a signature is secret in a URL's query, not as a key (email.signature)
     ],
 )
 def test_the_word_rule_leaves_other_keys_alone(key: str) -> None:
@@ -236,3 +266,119 @@ def test_values_built_from_secrets_are_tainted() -> None:
     }
     found = tainted(derived, flat, DEFAULT_SECRET_MATCHER)
     assert found == {"dsn", "again", "whole"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # query parameters named like secrets, in any URL
+        ("https://x/?token=abc", f"https://x/?token={MASK}"),
+        ("https://x/a?access_token=abc&b=1", f"https://x/a?access_token={MASK}&b=1"),
+        (
+            "https://a.blob.core.windows.net/c/b?sv=2020-08-04&sr=b&sig=abc%2Bd%3D",
+            f"https://a.blob.core.windows.net/c/b?sv=2020-08-04&sr=b&sig={MASK}",
+        ),
+        ("https://x/?api_key=abc#top", f"https://x/?api_key={MASK}#top"),
+        ("https://x/?password=abc", f"https://x/?password={MASK}"),
+        ("https://x/?secret=abc", f"https://x/?secret={MASK}"),
+        ("https://x/?a=1&client_secret=abc", f"https://x/?a=1&client_secret={MASK}"),
+        ("https://maps/?key=abc&q=token", f"https://maps/?key={MASK}&q=token"),
+        (
+            "https://s3/o?X-Amz-Credential=c&X-Amz-Security-Token=t&X-Amz-Signature=s",
+            f"https://s3/o?X-Amz-Credential={MASK}&X-Amz-Security-Token={MASK}"
+            f"&X-Amz-Signature={MASK}",
+        ),
+        ("see https://x/?token=abc now", f"see https://x/?token={MASK} now"),
+        ("/relative?apiKeys=abc", f"/relative?apiKeys={MASK}"),
+        (
+            "postgres://u:pw@h/db?sslmode=require&password=x",
+            f"postgres://u:{MASK}@h/db?sslmode=require&password={MASK}",
+        ),
+        # connection strings: Name=value; fields named like secrets
+        ("Server=x;User Id=u;Password=p;", f"Server=x;User Id=u;Password={MASK};"),
+        ("Server=x;Uid=u;Pwd=p", f"Server=x;Uid=u;Pwd={MASK}"),
+        (
+            "Data Source=h; Password = p w ; Pooling=true",
+            f"Data Source=h; Password = {MASK}; Pooling=true",
+        ),
+        (
+            "Endpoint=https://x.azconfig.io;Id=abc;Secret=c2VjcmV0==",
+            f"Endpoint=https://x.azconfig.io;Id=abc;Secret={MASK}",
+        ),
+        (
+            "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=k/y==;EndpointSuffix=core",
+            f"DefaultEndpointsProtocol=https;AccountName=a;AccountKey={MASK};EndpointSuffix=core",
+        ),
+        (
+            "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=k=",
+            f"Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=Root;"
+            f"SharedAccessKey={MASK}",
+        ),
+        (
+            "BlobEndpoint=b;SharedAccessSignature=sv=1&sig=s",
+            f"BlobEndpoint=b;SharedAccessSignature={MASK}",
+        ),
+        ("Driver={x};PWD={a;b};UID=u", f"Driver={{x}};PWD={MASK};UID=u"),
+        ('Password="a;b";Host=h', f"Password={MASK};Host=h"),
+        ("Password='a;b';Host=h", f"Password={MASK};Host=h"),
+        ("line1 token=abc\nline2", f"line1 token={MASK}\nline2"),
+        ("mysql --password=hunter2", f"mysql --password={MASK}"),
+        ("note=see token=abc", f"note=see token={MASK}"),  # a plain field's value is read too
+        ("db.password=x", f"db.password={MASK}"),
+        # left alone: names that are not secret, empty values, no field at all
+        ("sort_key=name;keys=a,b;primary_keys=id", "sort_key=name;keys=a,b;primary_keys=id"),
+        ("https://x/?page=2&q=password", "https://x/?page=2&q=password"),
+        ("Password=;Host=h", "Password=;Host=h"),
+        ("https://x/?token=", "https://x/?token="),
+        ("a == b", "a == b"),
+        ("=token", "=token"),
+    ],
+)
+def test_secrets_in_query_strings_and_connection_strings_are_masked(
+    text: str, expected: str
+) -> None:
+    assert mask_urls(text) == expected
+    assert has_credentials(text) is (text != expected)
+    assert has_credentials({"a": [text]}) is (text != expected)
+
+
+def test_values_holding_credentials_are_masked_whatever_their_key() -> None:
+    data = {
+        "hooks": ["https://hooks.example/x?token=t1"],
+        "storage": {"connection": "AccountName=a;AccountKey=k1;"},
+        "sas": "https://a.blob.core.windows.net/c?sv=1&sig=s1",
+    }
+    assert masked(data) == {
+        "hooks": [f"https://hooks.example/x?token={MASK}"],
+        "storage": {"connection": f"AccountName=a;AccountKey={MASK};"},
+        "sas": f"https://a.blob.core.windows.net/c?sv=1&sig={MASK}",
+    }
+    text = shown("x", data)
+    assert "t1" not in text and "k1" not in text
+    assert shown("storage.connection", "Server=h;Pwd=p1") == repr(f"Server=h;Pwd={MASK}")
+    assert masked(data, urls=False) == data  # reveal
+
+
+_HOSTILE = [
+    "a" * 1_000_000 + "://x",  # a long scheme-like run: quadratic in the old URL pattern
+    "x://" + "a" * 1_000_000,
+    "x://" + ":" * 1_000_000,
+    "x://a:b" * 150_000,
+    "a=" * 500_000,
+    "ab " * 333_333 + "=",
+    "A" * 1_000_000 + "=x",
+    "a" + " " * 1_000_000,
+    "?token=&" * 125_000,
+    "token=" * 166_666,
+    'Password="' + "x" * 1_000_000,
+    "Pwd={" + ";" * 1_000_000,
+    "https://h/?" + "sig=s&" * 166_666,
+]
+
+
+@pytest.mark.parametrize("text", _HOSTILE, ids=range(len(_HOSTILE)))
+def test_masking_a_hostile_megabyte_finishes(text: str) -> None:
+    # No clock here: before the scan was linear, the first of these ran for many minutes.
+    result = mask_urls(text)
+    assert has_credentials(text) is (result != text)
+    assert len(result) <= len(text) + len(MASK) * text.count("=")

@@ -309,7 +309,8 @@ class Engine:
             self._publish(snapshot)
             self._degraded = True
             self.last_error = exc
-            self.schedule.failed(self.clock.now())
+            # The first retry waits as long as a server asked (Retry-After), as any failure's.
+            self.schedule.failed(self.clock.now(), exc.retry_after)
             return
         if self._cache is not None and self.snapshot is not None:
             # No background task runs yet: nothing can be written out of order.
@@ -348,25 +349,30 @@ class Engine:
                     raise InitialLoadError(fatal) from fatal[0]
                 attempt += 1
                 # Real time, not the injected clock: max_init_wait is real time too. A server
-                # that asked for a pause (Retry-After) gets it, even past max_init_wait.
+                # that asked for a pause (Retry-After) gets it; if that is past max_init_wait,
+                # there is no attempt left: give up now (the cache, if any, serves, and the
+                # background's first retry waits the pause out).
                 delay = backoff_delay(attempt, BACKOFF_BASE / 4, 1.0, self.rng)
                 asked = [w for e in errors.values() if (w := getattr(e, "retry_after", None))]
                 pause = max([delay, *asked])
                 left = max(0.0, deadline - anyio.current_time())
+                last = pause >= left
                 for i, exc in errors.items():
                     # WARNING for a new failure, INFO for the same one again
                     level = logging.INFO if reported.get(i) == str(exc) else logging.WARNING
                     reported[i] = str(exc)
                     self._states[i].source.logger.log(
                         level,
-                        "start-up attempt %d failed: %s; next attempt in %.2fs, %.1fs left of "
-                        "max_init_wait=%gs",
+                        "start-up attempt %d failed: %s; %s %.2fs, %.1fs left of max_init_wait=%gs",
                         attempt,
                         exc,
+                        "no attempt left: the next would be in" if last else "next attempt in",
                         pause,
                         left,
                         max_init_wait,
                     )
+                if last:
+                    break
                 await anyio.sleep(pause)
         if validating:
             late = ConfigError("validate= gave no answer before max_init_wait ran out")
@@ -630,6 +636,7 @@ class Engine:
             except Exception as exc:
                 state.watching = False
                 failures += 1
+                asked = getattr(exc, "retry_after", None) or 0.0  # a pause the server asked for
                 if failures > 1:
                     # Reported once: while the watch is down the poll loop covers the source
                     # (and reports its failures), so attempts to reopen it stay quiet.
@@ -641,7 +648,7 @@ class Engine:
                         wrapped.__cause__ = exc
                         exc = wrapped
                     await self._inbox.put(_WatchDown(index, exc))
-            await self.clock.sleep(self.schedule.backoff(failures))
+            await self.clock.sleep(max(self.schedule.backoff(failures), asked))
 
     # ------------------------------------------------------------------ the applier
 

@@ -29,7 +29,8 @@ it in ``app.extensions["aioconfig"]``. No view calls ``refresh()``.
   keys (``mirror=lambda key: key.startswith("MAIL_")``).
 * **Closing.** Flask has no app-shutdown hook (``teardown_appcontext`` runs after *every*
   request), so the configuration closes at interpreter exit, like every SyncConfig, or when
-  you call ``AioConfig.close(app)``. Under gunicorn each worker closes its own at exit.
+  you call ``AioConfig.close(app)``, which also takes it out of ``app.extensions``: a later
+  ``init_app(app)`` opens a new one. Under gunicorn each worker closes its own at exit.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ from ..sources._base import Source
 __all__ = ("AioConfig", "get_config", "get_snapshot")
 
 EXTENSION_KEY = "aioconfig"
+#: The app's hooks and mirror, which outlive one configuration (Flask takes no new hooks once
+#: the app has served a request, so a configuration opened after a close reuses them).
+_HOOKS_KEY = "aioconfig.hooks"
 _PINNED = "_aioconfig_snapshot"
 _ABSENT = object()
 
@@ -91,29 +95,34 @@ class AioConfig:
         """Open the configuration for ``app`` (blocking until the first good load)."""
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("aioconfig is already set up on this app")
+        hooks = app.extensions.get(_HOOKS_KEY)
+        if hooks is None:
+            hooks = app.extensions[_HOOKS_KEY] = _Hooks(app)
+        mirror = hooks.mirror
         options = dict(self._options)
-        mirror = None if self._rule is None else _Mirror(app.config, self._rule)
-        if mirror is not None:
-            options["on_change"] = _after_mirroring(mirror, options.get("on_change"))
+        owner: list[SyncConfig] = []
+        if self._rule is not None:
+            options["on_change"] = _after_mirroring(mirror, owner, options.get("on_change"))
         config = _sync_load(*self._sources, **options)
+        owner.append(config)
         app.extensions[EXTENSION_KEY] = config
-        if mirror is not None:
-            mirror.attach(config)
-
-        def pin() -> None:
-            snapshot = config.snapshot
-            if mirror is not None and mirror.applied is not snapshot:
-                mirror.sync()  # a change the callback has not mirrored yet, or a new process
-            setattr(g, _PINNED, snapshot)
-
-        app.before_request(pin)
-        app.context_processor(_template_context)
+        mirror.attach(config, self._rule)
         return config
 
     @staticmethod
     def close(app: Flask | None = None, timeout: float | None = 5.0) -> None:
-        """Close the app's configuration now (it is closed at interpreter exit otherwise)."""
-        get_config(app).close(timeout)
+        """Close the app's configuration now (it is closed at interpreter exit otherwise).
+
+        It leaves ``app.extensions``, so ``init_app(app)`` may open another; ``app.config``
+        keeps the values last mirrored. Idempotent: nothing to close is not an error.
+        """
+        target = current_app if app is None else app
+        config: SyncConfig | None = target.extensions.pop(EXTENSION_KEY, None)
+        hooks: _Hooks | None = target.extensions.get(_HOOKS_KEY)
+        if hooks is not None:
+            hooks.mirror.detach()
+        if config is not None:
+            config.close(timeout)
 
 
 def get_config(app: Flask | None = None) -> SyncConfig:
@@ -138,7 +147,27 @@ def get_snapshot() -> Snapshot:
 
 
 def _template_context() -> dict[str, Any]:
+    if EXTENSION_KEY not in current_app.extensions:
+        return {}  # closed: the app serves on without it
     return {"aioconfig": get_snapshot()}
+
+
+class _Hooks:
+    """Registered on the app once; they serve whichever configuration is open now."""
+
+    def __init__(self, app: Flask) -> None:
+        self.mirror = _Mirror(app.config)
+        app.before_request(self.pin)
+        app.context_processor(_template_context)
+
+    def pin(self) -> None:
+        config: SyncConfig | None = current_app.extensions.get(EXTENSION_KEY)
+        if config is None:
+            return  # closed: get_snapshot() says aioconfig is not set up
+        snapshot = config.snapshot
+        if self.mirror.applied is not snapshot:
+            self.mirror.sync()  # a change the callback has not mirrored yet, or a new process
+        setattr(g, _PINNED, snapshot)
 
 
 class _Mirror:
@@ -149,27 +178,39 @@ class _Mirror:
     snapshot, so an older one never overwrites a newer one.
     """
 
-    def __init__(self, target: dict[str, Any], rule: Callable[[str], bool]) -> None:
+    def __init__(self, target: dict[str, Any]) -> None:
         self._target = target
-        self._rule = rule
+        self.rule: Callable[[str], bool] | None = None  # None: mirror nothing
         self._lock = threading.Lock()
         self._config: SyncConfig | None = None
-        self._saved: dict[str, Any] = {}  # what app.config had before a key was mirrored
+        # What app.config had before a key was mirrored: kept across a close and a new
+        # configuration, so a key leaving the new one still gets the app's own value back.
+        self._saved: dict[str, Any] = {}
         self.applied: Snapshot | None = None
 
-    def attach(self, config: SyncConfig) -> None:
-        self._config = config
+    def attach(self, config: SyncConfig, rule: Callable[[str], bool] | None) -> None:
+        with self._lock:
+            self._config, self.rule = config, rule
         self.sync()
 
-    def sync(self) -> None:
-        config = self._config
-        if config is None:  # a change before load() returned: attach() mirrors it
-            return
+    def detach(self) -> None:
+        """Stop following the configuration being closed (``app.config`` keeps its values)."""
         with self._lock:
+            self._config = None
+            self.applied = None
+
+    def sync(self, source: SyncConfig | None = None) -> None:
+        """Mirror the current snapshot; ``source``: only if that configuration is attached (a
+        closed one's last callback must not touch the app)."""
+        with self._lock:
+            config = self._config
+            if config is None or (source is not None and source is not config):
+                return  # before attach() (which mirrors), or after detach()
             snapshot = config.snapshot
             if snapshot is self.applied:
                 return
-            wanted = {key: _plain(snapshot[key]) for key in snapshot if self._rule(key)}
+            rule = self.rule
+            wanted = {key: _plain(snapshot[key]) for key in snapshot if rule and rule(key)}
             for key in list(self._saved):
                 if key not in wanted:
                     previous = self._saved.pop(key)
@@ -185,10 +226,11 @@ class _Mirror:
 
 
 def _after_mirroring(
-    mirror: _Mirror, callback: Callable[[ChangeEvent], Any] | None
+    mirror: _Mirror, owner: list[SyncConfig], callback: Callable[[ChangeEvent], Any] | None
 ) -> Callable[[ChangeEvent], Any]:
     async def on_change(event: ChangeEvent) -> None:
-        mirror.sync()
+        if owner:  # else a change before load() returned: attach() mirrors it
+            mirror.sync(owner[0])
         if callback is not None:
             outcome = callback(event)
             if inspect.isawaitable(outcome):

@@ -95,6 +95,41 @@ def test_init_app_and_the_app_extensions(settings: Path) -> None:
         AioConfig.close(unmirrored)
 
 
+def test_close_then_init_app_again_on_an_app_that_has_served(settings: Path) -> None:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = 99
+
+    @app.get("/")
+    def index() -> dict[str, Any]:
+        return {"greeting": get_snapshot()["greeting"], "max": app.config["MAX_CONTENT_LENGTH"]}
+
+    @app.get("/plain")
+    def plain() -> str:
+        return "up"
+
+    extension = AioConfig(app, File(settings, watch=False), mode="manual")
+    client = app.test_client()
+    assert client.get("/").json == {"greeting": "hello", "max": 1024}
+
+    AioConfig.close(app)
+    assert "aioconfig" not in app.extensions
+    AioConfig.close(app)  # idempotent
+    assert client.get("/plain").text == "up"  # the app serves on without it
+    with pytest.raises(RuntimeError, match="not set up"):
+        get_config(app)
+
+    settings.write_text('greeting = "again"\n')  # no MAX_CONTENT_LENGTH any more
+    config = extension.init_app(app)  # after a request: Flask takes no new hooks by now
+    try:
+        assert app.extensions["aioconfig"] is config and config["greeting"] == "again"
+        assert client.get("/").json == {"greeting": "again", "max": 99}  # the app's own, back
+        settings.write_text('greeting = "live"\nMAX_CONTENT_LENGTH = 7\n')
+        assert config.refresh(force=True, timeout=5).changed
+        assert client.get("/").json == {"greeting": "live", "max": 7}
+    finally:
+        AioConfig.close(app)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

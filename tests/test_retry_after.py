@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -300,6 +301,71 @@ async def test_start_up_without_a_cache_fails_at_once_when_no_attempt_fits(
     assert str(info.value).startswith("could not load the configuration within max_init_wait=20s")
     (line,) = [r.getMessage() for r in caplog.records if "start-up attempt" in r.msg]
     assert "; no attempt left: the next would be in 120.00s, " in line
+
+
+# ---------------------------------------------------------------- ConfigCat's own cache
+
+
+class MemoryCache:
+    """A ConfigCat cache (``aioconfig.Cache``) in a dict."""
+
+    def __init__(self, store: dict[str, bytes]) -> None:
+        self.store = store
+
+    async def get(self, key: str) -> bytes | None:
+        return self.store.get(key)
+
+    async def set(self, key: str, value: bytes) -> None:
+        self.store[key] = value
+
+
+def stale_entry() -> dict[str, bytes]:
+    """The SDK's cache entry for KEY: fetched a day ago, flag ``where`` = ``"cached"``."""
+    key = hashlib.sha1(f"{KEY}_config_v6.json_v2".encode()).hexdigest()
+    document = {"f": {"where": {"t": 1, "v": {"s": "cached"}}}}
+    fetched = int((time.time() - 86400) * 1000)
+    return {key: f'{fetched}\n"old"\n{json.dumps(document)}'.encode()}
+
+
+async def test_configcat_serving_its_cache_keeps_the_pause_the_server_asked_for() -> None:
+    """Its cache served, the start is a good load for the engine, which polls on its own
+    schedule (with jitter, anywhere in the first interval): the source keeps the pause."""
+    clock = FakeClock()
+    server = Server(DOCUMENT, clock)
+    server.down = Failure(503, "120")
+    errors: list[Exception] = []
+    async with serving(server) as base:
+        source = configcat(base, cache=MemoryCache(stale_entry()))
+        async with load(
+            source, refresh_interval=30, jitter=0, clock=clock, on_refresh_error=errors.append
+        ) as config:
+            assert config.get_value("where", "") == "cached"
+            fetched = await fetches_at(clock, config, 30)  # the first poll
+            await wait_until(lambda: bool(errors))
+            assert server.requests == 1  # no request: the pause runs
+            (error,) = errors
+            assert isinstance(error, SourceUnavailable)
+            assert str(error) == f"{source.name}: HTTP 503 Service Unavailable (Retry-After: 120s)"
+            assert error.retry_after is not None and 110 < error.retry_after <= 120
+            # ... and the engine waits what is left of it.
+            assert await fetches_at(clock, config, 30 + 110) == fetched
+            assert server.requests == 1
+            assert config.get_value("where", "") == "cached"
+
+
+@pytest.mark.slow
+async def test_configcat_asks_again_once_the_pause_is_over() -> None:
+    clock = FakeClock()
+    server = Server(DOCUMENT, clock)
+    server.failing = [Failure(429, "1")]
+    async with serving(server) as base:
+        source = configcat(base, cache=MemoryCache(stale_entry()))
+        async with load(source, refresh_interval=30, clock=clock) as config:
+            assert config.get_value("where", "") == "cached"
+            await anyio.sleep(1.05)  # the pause is real time: a source has no engine clock
+            await clock.advance(30)
+            await wait_until(lambda: config.get_value("where", "") == "server")
+            assert server.requests == 2
 
 
 # ---------------------------------------------------------------- a watch

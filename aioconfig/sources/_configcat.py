@@ -26,7 +26,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from .._cache import Cache
-from .._exceptions import ParseError, SourceError
+from .._exceptions import ParseError, SourceError, SourceUnavailable
 from .._text import decode_utf8
 from ..flags._model import FlagConfig, _load_json, parse_flags
 from ._base import NotModified, Payload, Source, check_flag
@@ -169,15 +169,17 @@ class ConfigCat(Source):
     written back (a 304 rewrites the entry with the new fetch time). The entry this source wrote
     itself never stops it fetching: ``load()``'s schedule (and ``refresh(force=True)``) decides
     that. If the first load cannot reach the server (or gets a document that does not parse), a
-    cached entry of any age is served, with a warning. A cache that fails or holds something
-    unreadable is logged and ignored. A response without an ETag is not cached (the SDK could
-    not read the entry back).
+    cached entry of any age is served, with a warning; if the server asked for a pause (a 429 or
+    503 with ``Retry-After``), later loads fail with that error, without a request, until the
+    pause is over. A cache that fails or holds something unreadable is logged and ignored. A
+    response without an ETag is not cached (the SDK could not read the entry back).
 
     Failures: 403 and 404 are :class:`~aioconfig.SourceError`, not transient ("invalid SDK key
     or config not found": ``optional=True`` does not hide them); 5xx, 408, 429, timeouts and
-    connection errors :class:`~aioconfig.SourceUnavailable`, transient; a document that does
-    not parse a :class:`~aioconfig.ParseError`, after which the last good flags keep serving.
-    The SDK counts 403, 404 and bad documents as transient.
+    connection errors :class:`~aioconfig.SourceUnavailable`, transient (with ``retry_after``,
+    capped at 300 s, when a 429 or 503 carries ``Retry-After``); a document that does not
+    parse a :class:`~aioconfig.ParseError`, after which the last good flags keep serving. The
+    SDK counts 403, 404 and bad documents as transient.
     """
 
     def __init__(
@@ -242,6 +244,9 @@ class ConfigCat(Source):
         self._written: bytes | None = None
         self._read: tuple[bytes | str, _Entry] | None = None
         self._parsed: tuple[bytes, FlagConfig] | None = None
+        #: Until when (time.monotonic()) no request goes out, and the failure that asked so:
+        #: set when a Retry-After came while the cache served (see _check_pause).
+        self._pause: tuple[float, SourceError] | None = None
 
     def __repr__(self) -> str:
         if self._given_base is not None:
@@ -270,6 +275,7 @@ class ConfigCat(Source):
         if etag is None and previous is not None:
             etag = previous.etag
         try:
+            self._check_pause()
             fetched = await self._fetch(session, etag)
             if fetched is None:  # 304
                 if base is None:
@@ -294,6 +300,10 @@ class ConfigCat(Source):
                         exc.problem,
                         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(cached.fetch_time)),
                     )
+                    if exc.retry_after and self._pause is None:
+                        # The engine sees a good load and polls on its own schedule: the
+                        # pause the server asked for is kept here instead.
+                        self._pause = (time.monotonic() + exc.retry_after, exc)
                     return self._hand_out(cached, None)
             raise
         await self._write_cache(entry)
@@ -304,6 +314,20 @@ class ConfigCat(Source):
         await self._sessions.aclose()
 
     # ------------------------------------------------------------------ internals
+
+    def _check_pause(self) -> None:
+        """Fail without a request while a pause the server asked for, when this source served
+        its cache instead, runs: the same error, with the seconds left as ``retry_after``."""
+        if self._pause is None:
+            return
+        until, asked = self._pause
+        left = until - time.monotonic()
+        if left <= 0:
+            self._pause = None
+            return
+        error = SourceUnavailable(self._name, asked.problem)
+        error.retry_after = left
+        raise error
 
     def _hand_out(
         self, entry: _Entry, previous: _Version | None, document: object = None

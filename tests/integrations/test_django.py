@@ -59,6 +59,22 @@ def test_the_system_check_reports_rejected_candidates(project: Path) -> None:
         project.write_text('greeting = "hi"\n' + GOOD)
 
 
+def test_the_exit_hook_closes_only_a_sync_config(project: Path) -> None:
+    from django.test import override_settings
+
+    import aioconfig.sync
+    from aioconfig.integrations.django.apps import _close
+
+    for foreign in ("a string", {"not": "ours"}, None):
+        with override_settings(AIOCONFIG=foreign):
+            _close()  # not ours to close: nothing happens, nothing raises at exit
+    ours = aioconfig.sync.load(project, mode="manual")
+    with override_settings(AIOCONFIG=ours, AIOCONFIG_CLOSE_TIMEOUT=2):
+        _close()
+    assert ours.statistics().state == "closed"
+    assert settings.AIOCONFIG.statistics().state == "opened"  # the project's own: untouched
+
+
 class Scripted(http.server.BaseHTTPRequestHandler):
     """Answers GETs from the server's ``script``: (status, JSON body), the last one repeating."""
 

@@ -28,6 +28,10 @@ class AioConfigAppConfig(AppConfig):
 
 
 def _close() -> None:
-    from . import get_config
+    """At exit: close ``settings.AIOCONFIG`` if it is a SyncConfig. Anything else there is not
+    ours to close (the system check reports it), and an exit hook must not raise."""
+    from ..._sync import SyncConfig
 
-    get_config().close(getattr(settings, "AIOCONFIG_CLOSE_TIMEOUT", 5.0))
+    config = getattr(settings, SETTING, None)
+    if isinstance(config, SyncConfig):
+        config.close(getattr(settings, "AIOCONFIG_CLOSE_TIMEOUT", 5.0))

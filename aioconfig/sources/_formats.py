@@ -7,17 +7,21 @@ the parser's problem and position only, and the original exception is not chaine
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
 from collections.abc import Callable
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import orjson
 
 from .._exceptions import ParseError, SourceError
-from .._limits import MAX_DEPTH, check_shape
+from .._limits import MAX_DEPTH, check_shape, too_deep, too_many_values, value_limit
 from .._text import decode_utf8
+
+if TYPE_CHECKING:
+    import yaml
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -66,8 +70,8 @@ def parse(data: bytes, format: Format, source: str) -> dict[str, Any]:
     """
     try:
         document = _PARSERS[format](decode_utf8(data, source), source)
-    except RecursionError:  # PyYAML composes nodes, tomli (3.10) tables, recursively
-        raise ParseError(source, f"nested more than {MAX_DEPTH} levels deep") from None
+    except RecursionError:  # tomli (3.10) builds tables recursively
+        raise too_deep(source) from None
     check_shape(document, source, len(data))
     return document
 
@@ -92,7 +96,7 @@ _TOML_POSITION = re.compile(
 def parse_toml(text: str, source: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except tomllib.TOMLDecodeError as exc:  # a ValueError: before the one below
         problem = getattr(exc, "msg", None)
         line = getattr(exc, "lineno", None)
         column = getattr(exc, "colno", None)
@@ -106,16 +110,32 @@ def parse_toml(text: str, source: str) -> dict[str, Any]:
             else:
                 problem, line, column = match["problem"], int(match["line"]), int(match["column"])
         raise ParseError(source, problem, line=line, column=column) from None
+    except ValueError:  # int() past Python's 4,300 digits, which tomllib lets through
+        raise ParseError(source, "a number too long") from None
 
 
 def parse_yaml(text: str, source: str) -> dict[str, Any]:
-    """Parse YAML with ``safe_load``; an empty document is an empty mapping."""
+    """Parse YAML as ``safe_load`` does; an empty document is an empty mapping.
+
+    The document is composed into PyYAML's node graph first, where aliases are shared, and
+    measured there (:func:`_measure_yaml`) before anything is built: PyYAML builds merge keys
+    (``<<: [*a, *a]``) by copying, so a few hundred bytes can cost it minutes before the
+    result, deduplicated, shows anything.
+    """
     try:
         import yaml
     except ImportError:
         raise SourceError(source, "install aioconfig[yaml] to read YAML files") from None
     try:
-        document = yaml.safe_load(text)
+        loader = _yaml_loader()(text)  # which reads the text: a ReaderError already
+        try:
+            root = loader.get_single_node()
+            if root is None:
+                return {}
+            _measure_yaml(root, source, value_limit(len(text)))
+            document = loader.construct_document(root)
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         # Never str(exc): it quotes the document around the mark. Its problem may quote a name
         # from the document too ("found undefined alias 'hunter2'"): quoted parts are elided.
@@ -135,6 +155,161 @@ def parse_yaml(text: str, source: str) -> dict[str, Any]:
     check_shape(document, source, len(text))  # before any walk: aliases may expand
     _check_keys(document, source, ())
     return _mapping(document, source)
+
+
+_MERGE = "tag:yaml.org,2002:merge"
+_TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep"
+# YAML 1.1 base-60 numbers (``1:30:00``): PyYAML multiplies a growing integer for each part,
+# quadratic in their number, and a float of more than ~170 parts overflows.
+_MAX_BASE60_PARTS = 100
+
+
+def _measure_yaml(root: yaml.Node, source: str, limit: int) -> None:
+    """Refuse a node graph that PyYAML would take long to build, or that would build too much.
+
+    Per distinct collection node, with memoisation (aliases share nodes) and iteratively:
+
+    * the values it expands to, counted as :func:`check_shape` counts them, a merge key adding
+      all its mappings expand to: at most ``limit``, and a node that contains itself expands
+      without end;
+    * the depth it nests to, merged entries sitting at the level they are merged into: at most
+      :data:`MAX_DEPTH`;
+    * the entries PyYAML's ``flatten_mapping`` copies into it, all nodes' together at most
+      ``limit`` (that is the time it takes: a chain of merges copies quadratically), through
+      merges chained at most :data:`MAX_DEPTH` deep (``flatten_mapping`` recurses along them).
+    """
+    from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    done: dict[int, tuple[int, int, int, int]] = {}  # id: values, depth, copied entries, chain
+    # Nodes on the current path, with their own entries and their collection children and
+    # merged mappings. Met again below itself, a node contains itself: it expands without end.
+    open_: dict[int, tuple[int, list[yaml.Node], list[yaml.Node]]] = {}
+    copied = 0  # entries of all mappings once merged, plus items of all sequences
+    stack: list[yaml.Node] = [] if type(root) is ScalarNode else [root]
+    while stack:
+        node = stack[-1]
+        key = id(node)
+        if key in done:
+            stack.pop()
+            continue
+        opened = open_.pop(key, None)
+        if opened is None:
+            own = len(node.value)
+            merged: list[yaml.Node] = []
+            if type(node) is SequenceNode:
+                children = [c for c in node.value if type(c) is not ScalarNode]
+            else:  # a MappingNode: scalars are never pushed
+                children = []
+                for k, v in node.value:
+                    if k.tag == _MERGE:
+                        own -= 1
+                        if isinstance(v, MappingNode):
+                            merged.append(v)
+                        elif isinstance(v, SequenceNode):  # anything else: PyYAML refuses it
+                            merged.extend(m for m in v.value if isinstance(m, MappingNode))
+                        continue
+                    if type(k) is not ScalarNode:
+                        children.append(k)
+                    if type(v) is not ScalarNode:
+                        children.append(v)
+            open_[key] = (own, children, merged)
+            for child in (*children, *merged):
+                if id(child) not in done:
+                    if id(child) in open_:
+                        raise too_many_values(source, limit)
+                    stack.append(child)
+            continue
+        # Every child is done.
+        own, children, merged = opened
+        values = entries = own
+        depth = 1
+        chain = 0
+        for child in children:
+            c_values, c_depth, _, _ = done[id(child)]
+            values += c_values
+            depth = max(depth, c_depth + 1)
+        for mapping in merged:
+            m_values, m_depth, m_entries, m_chain = done[id(mapping)]
+            values += m_values
+            depth = max(depth, m_depth)
+            entries += m_entries
+            chain = max(chain, m_chain + 1)
+        copied += entries
+        if values > limit or copied > limit:
+            raise too_many_values(source, limit)
+        if depth > MAX_DEPTH or chain > MAX_DEPTH:
+            line, column = node.start_mark.line + 1, node.start_mark.column + 1
+            if depth > MAX_DEPTH:
+                raise too_deep(source, line=line, column=column)
+            problem = f"merge keys (<<) chained more than {MAX_DEPTH} deep"
+            raise ParseError(source, problem, line=line, column=column)
+        done[key] = (values, depth, entries, chain)
+        stack.pop()
+
+
+@functools.cache
+def _yaml_loader() -> type[yaml.SafeLoader]:
+    """PyYAML's SafeLoader, which also refuses, where it finds them, what would cost it more than
+    linear time or its recursion: nesting past :data:`MAX_DEPTH` (the composer recurses, and the
+    scanner's work per token grows with the brackets open), base-60 numbers of many parts, and
+    numbers Python refuses to build (over 4,300 digits, a 30th of February) with an error of
+    its own, which would escape as something else than a ParseError."""
+    import yaml
+    from yaml.composer import ComposerError
+    from yaml.constructor import ConstructorError
+    from yaml.scanner import ScannerError
+
+    class Loader(yaml.SafeLoader):
+        _depth = 0
+
+        def fetch_flow_collection_start(self, TokenClass: Any) -> None:
+            if self.flow_level >= MAX_DEPTH:
+                raise ScannerError(None, None, _TOO_DEEP, self.get_mark())
+            super().fetch_flow_collection_start(TokenClass)
+
+        def compose_sequence_node(self, anchor: Any) -> yaml.SequenceNode:
+            self._enter()
+            try:
+                return super().compose_sequence_node(anchor)
+            finally:
+                self._depth -= 1
+
+        def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:
+            self._enter()
+            try:
+                return super().compose_mapping_node(anchor)
+            finally:
+                self._depth -= 1
+
+        def _enter(self) -> None:
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise ComposerError(None, None, _TOO_DEEP, event.start_mark)
+
+    def checked(
+        construct: Callable[[yaml.SafeLoader, yaml.ScalarNode], object], problem: str
+    ) -> Callable[[Loader, yaml.ScalarNode], object]:
+        def construct_checked(loader: Loader, node: yaml.ScalarNode) -> object:
+            if node.value.count(":") >= _MAX_BASE60_PARTS and construct is not timestamp:
+                too_long = f"a base-60 number of more than {_MAX_BASE60_PARTS} parts"
+                raise ConstructorError(None, None, too_long, node.start_mark)
+            try:
+                return construct(loader, node)
+            except (ValueError, OverflowError):  # their messages may quote the value
+                raise ConstructorError(None, None, problem, node.start_mark) from None
+
+        return construct_checked
+
+    SafeConstructor = yaml.constructor.SafeConstructor
+    timestamp = SafeConstructor.construct_yaml_timestamp
+    for tag, construct, problem in (
+        ("int", SafeConstructor.construct_yaml_int, "a number too long"),
+        ("float", SafeConstructor.construct_yaml_float, "a number too long"),
+        ("timestamp", timestamp, "a date or time out of range"),
+    ):
+        Loader.add_constructor(f"tag:yaml.org,2002:{tag}", checked(construct, problem))
+    return Loader
 
 
 # What PyYAML quotes from the document in a problem: an alias or anchor name, a tag. (Grammar

@@ -18,6 +18,11 @@ longest stall of all the rounds. Every open is checked to hold all the values, e
 have swapped in exactly the changed value. ``max_init_wait`` and Http's ``timeout`` are raised
 to 300 s: the defaults (5 s, 10 s) are about as long as a big YAML parse. Http keeps its default
 ``max_bytes`` (10 MiB; the biggest document here is 7.1 MiB).
+Hostile documents (BOMBS): YAML bombs of a few hundred bytes, served by the same Http server
+(under 2 KiB, but holding aliases: parsed in a worker thread), each refreshed ROUNDS times over
+a good ``a: 1``; the table
+shows the median wall time, the longest stall and what the refresh said (it must be refused and
+leave ``a == 1``, or, for the largest merge bomb under the limit, be read).
 Run: ``python benchmarks/bench_loop_stall.py`` (about 1.5 minutes).
 """
 
@@ -38,7 +43,7 @@ import yaml
 from _common import machine, table
 from aiohttp import web
 
-from aioconfig import Config, load
+from aioconfig import Config, ParseError, load
 from aioconfig._layers import prepare
 from aioconfig._merge import build
 from aioconfig.sources import File
@@ -74,6 +79,31 @@ def dumps(data: dict[str, Any], format: str) -> bytes:
         return orjson.dumps(data)
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # only the writing: fast
     return yaml.dump(data, Dumper=dumper, sort_keys=False).encode()
+
+
+def merge_bomb(levels: int, fan: int) -> bytes:
+    """Each level merges the one before ``fan`` times: PyYAML copies ``fan ** levels`` entries."""
+    lines = ["m0: &m0 {a: 1, b: 2}"]
+    for n in range(1, levels):
+        refs = ", ".join([f"*m{n - 1}"] * fan)
+        lines.append(f"m{n}: &m{n} {{<<: [{refs}], c{n}: {n}}}")
+    return ("\n".join(lines) + "\na: 2\n").encode()
+
+
+def alias_bomb(levels: int) -> bytes:
+    """The "billion laughs": each level lists the one before nine times."""
+    lines = ["l0: &l0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]" for n in range(1, levels)]
+    return ("\n".join(lines) + "\na: 2\n").encode()
+
+
+# name, document, whether it is read (within the limits) rather than refused
+BOMBS: tuple[tuple[str, bytes, bool], ...] = (
+    ("alias bomb, 10 levels of 9", alias_bomb(10), False),
+    ("merge bomb, 11 levels of 4 (the audit's)", merge_bomb(11, 4), False),
+    ("merge bomb, 12 levels of 4", merge_bomb(12, 4), False),
+    ("merge bomb, 15 levels of 2 (within the limit)", merge_bomb(15, 2), True),
+)
 
 
 # ---------------------------------------------------------------- the ticker
@@ -237,8 +267,31 @@ async def measure(
     return result
 
 
-async def run() -> tuple[float, dict[str, list[tuple[int, Measured]]]]:
+async def measure_bomb(ticker: Ticker, server: Server, raw: bytes, read: bool) -> Measured:
+    """Median wall ms and longest stall ms of ROUNDS refreshes from ``a: 1`` to ``raw``."""
+    walls, stalls = [], []
+    for _ in range(ROUNDS):
+        server.body = b"a: 1\n"
+        source = Http(server.url("yaml"), format="yaml", timeout=300)
+        async with load(source, mode="manual", max_init_wait=300) as config:
+            server.body = raw
+            start = await ticker.begin()
+            result = await config.refresh(force=True)
+            wall, stall = await ticker.end(start)
+            if read and (result.error is not None or config["a"] != 2):
+                raise SystemExit(f"the document within the limits was not read: {result!r}")
+            if not read and (not isinstance(result.error, ParseError) or config["a"] != 1):
+                raise SystemExit(f"the bomb was not refused: {result!r}")
+            walls.append(wall)
+            stalls.append(stall)
+    return {"wall": statistics.median(walls), "stall": max(stalls), "bytes": float(len(raw))}
+
+
+async def run() -> tuple[
+    float, dict[str, list[tuple[int, Measured]]], list[tuple[str, Measured, str]]
+]:
     results: dict[str, list[tuple[int, Measured]]] = {}
+    bombs: list[tuple[str, Measured, str]] = []
     ticker = Ticker()
     with Server() as server, tempfile.TemporaryDirectory() as directory:
         async with anyio.create_task_group() as tg:
@@ -250,13 +303,16 @@ async def run() -> tuple[float, dict[str, list[tuple[int, Measured]]]]:
                 results[format] = [
                     (n, await measure(ticker, format, n, server, directory)) for n in sizes
                 ]
+            for name, raw, read in BOMBS:
+                outcome = "read" if read else "refused"
+                bombs.append((name, await measure_bomb(ticker, server, raw, read), outcome))
             tg.cancel_scope.cancel()
-    return idle, results
+    return idle, results, bombs
 
 
 def main() -> None:
     started = time.perf_counter()
-    idle, results = asyncio.run(run())
+    idle, results, bombs = asyncio.run(run())
     print(
         "### Longest event-loop stall while a document loads (ms; a 1 ms ticker's longest gap; "
         f"ticker alone: {idle:.1f} ms)\n"
@@ -327,6 +383,16 @@ def main() -> None:
             f"Largest {format.upper()} whose longest stall stays under {BUDGET_MS:.0f} ms "
             "(and every smaller one's): " + "; ".join(parts)
         )
+    print("\n#### Hostile YAML over Http (a refresh from `a: 1`)\n")
+    print(
+        table(
+            ["document", "bytes", "Http refresh ms", "refresh stall ms", "outcome"],
+            [
+                (name, f"{m['bytes']:,.0f}", f"{m['wall']:,.1f}", f"{m['stall']:,.1f}", outcome)
+                for name, m, outcome in bombs
+            ],
+        )
+    )
     print(f"\nMachine: {machine()}  ({time.perf_counter() - started:.0f} s)")
 
 

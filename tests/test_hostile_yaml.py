@@ -8,7 +8,9 @@ source, and its message says which check found it.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from types import FrameType
 
 import pytest
 import yaml
@@ -273,3 +275,36 @@ async def test_a_merge_bomb_served_over_http_keeps_the_last_good_configuration(
             body["text"] = "a: 3\n"
             result = await config.refresh(force=True)
             assert result.error is None and config["a"] == 3
+
+
+async def test_small_yaml_with_an_alias_is_parsed_off_the_event_loop() -> None:
+    # Under 2 KiB, Http parses YAML on the loop. With an alias, a document within the limits
+    # may still cost 100,000 values' work (a merge bomb of 500 bytes: about 0.1 s): it goes to
+    # a worker thread. The profile hook sees the calls of this thread, the loop's, only.
+    body = {"text": "a: 1\n"}
+    on_the_loop: list[FrameType] = []
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code is parse.__code__:
+            on_the_loop.append(frame)
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(text=body["text"], content_type="application/yaml")
+
+    async with serve(("/app.yaml", handler)) as server:
+        async with load(Http(str(server.make_url("/app.yaml"))), mode="manual") as config:
+            for text, on_loop in (
+                ("a: 2\n", True),
+                ("x: &x {k: 1}\na: {<<: *x}\n", False),
+                (merge_bomb(levels=7) + "a: 4\n", False),
+            ):
+                body["text"] = text
+                on_the_loop.clear()
+                sys.setprofile(profile)
+                try:
+                    result = await config.refresh(force=True)
+                finally:
+                    sys.setprofile(None)
+                assert result.error is None and result.changed
+                assert bool(on_the_loop) is on_loop
+            assert config["a"] == 4 and config["m6.c6"] == 6

@@ -259,7 +259,9 @@ class Http(Source):
             logger.debug("%s: HTTP %d, the same %d bytes as before", self._name, status, len(body))
             return NotModified(token, order)
         logger.debug("%s: HTTP %d, %d bytes", self._name, status, len(body))
-        if len(body) > _PARSE_ON_LOOP.get(format, _PARSE_ON_LOOP_OTHERS):  # a worker thread
+        if len(body) > _PARSE_ON_LOOP.get(format, _PARSE_ON_LOOP_OTHERS) or (
+            format == "yaml" and b"*" in body  # an alias: up to 100,000 values' work, any size
+        ):  # a worker thread
             data = await anyio.to_thread.run_sync(parse, body, format, self._name)
         else:
             data = parse(body, format, self._name)

@@ -13,7 +13,7 @@ payloads ─ prepare (environment, case, casts, tokens) ─ merge over the other
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +28,9 @@ from ._layers import (
     prepare,
     resolve_tokens,
 )
+from ._limits import MAX_DEPTH
 from ._merge import Memo, build, patch
-from ._secrets import DEFAULT_SECRET_MATCHER, tainted
+from ._secrets import DEFAULT_SECRET_MATCHER, Secret, tainted
 from ._snapshot import FoldedIndex, Snapshot
 from ._validators import Validator, error_for, run_validators
 from .flags._combine import EMPTY, changed_keys, combine
@@ -130,10 +131,12 @@ class Pipeline:
 
     def candidate(self, updates: Mapping[int, Payload], old: Snapshot | None) -> Candidate:
         """The candidate ``updates`` make over the current layers; raises ``ConfigError``."""
+        for i, payload in updates.items():  # before anything recursive walks the data
+            check_payload(payload.data, self._names[i], fold_case=self.fold_case)
         prepared = {i: self._prepare(i, payload) for i, payload in updates.items()}
         dotted = {i: _dotted_keys(layer.data, self._names[i]) for i, layer in prepared.items()}
         built = self._build(prepared, old)
-        self._spelled_twice({**self._dotted, **dotted}, built.root)
+        self._spelled_twice({**self._dotted, **dotted}, built.root, prepared, updates)
         states = self.states
         flags = self._combined(
             {i: updates[i].flags if i in updates else s.flags for i, s in enumerate(states)},
@@ -194,6 +197,7 @@ class Pipeline:
         secrets: frozenset[str] = frozenset(),
     ) -> Snapshot:
         """The snapshot a cache entry holds (version 1), validated; raises ``ConfigError``."""
+        check_payload(data, "the cache")  # a cache file is read from disk like any source
         root, flat, _ = build([data])
         built = self._validated(_Built(root, flat, frozenset(), {}, secrets), None)
         restored = {
@@ -219,27 +223,64 @@ class Pipeline:
     # ------------------------------------------------------------------ steps
 
     def _spelled_twice(
-        self, dotted: Mapping[int, tuple[tuple[str, ...], ...]], root: Mapping[str, Any]
+        self,
+        dotted: Mapping[int, tuple[tuple[str, ...], ...]],
+        root: Mapping[str, Any],
+        prepared: Mapping[int, Layer],
+        updates: Mapping[int, Payload],
     ) -> None:
-        """A ``ParseError`` if one dotted path is spelled two ways in the merged tree: a key
-        that holds a dot (``{"a.b": 1}``) and nested keys (``{"a": {"b": 2}}``), which would
-        make ``config["a.b"]`` depend on the order things were merged in."""
-        spellings: dict[str, tuple[str, ...]] = {}
-        for i, paths in dotted.items():
+        """A ``ParseError`` if one dotted path is spelled two ways in the merged tree, by keys
+        that hold dots (``{"a.b": 1}``, ``{"a.b": {"c": 1}}``) and nested keys (``{"a": {"b":
+        2}}``, ``{"a": {"b.c": 2}}``) from different layers or sections, which would make
+        ``config["a.b"]`` depend on the order things were merged in. Only the mappings that
+        hold a dotted key are looked at: two spellings part ways where one of them holds a dot.
+        (Within one payload ``check_payload`` has refused them already, naming the keys.)"""
+        looked: set[tuple[str, ...]] = set()
+        for paths in dotted.values():
             for path in paths:
-                if lookup(root, path) is MISSING:
+                parent = path[:-1]
+                if parent in looked:
+                    continue
+                looked.add(parent)
+                node = lookup(root, parent)
+                if not isinstance(node, Mapping):
                     continue  # overridden or deleted by another layer
-                dotted_path = ".".join(path)
-                nested = tuple(dotted_path.split("."))
-                other = nested if lookup(root, nested) is not MISSING else None
-                if other is None:
-                    other = spellings.setdefault(dotted_path, path)
-                if other != path:
-                    raise ParseError(
-                        self._names[i],
-                        f"the key {dotted_path!r} is spelled two ways: "
-                        f"{_spelling(path)} and {_spelling(other)}; rename one",
-                    )
+                clash = _clash(node, fold_case=False)
+                if clash is not None:
+                    first, second = ((*parent, *spelling) for spelling in clash)
+                    raise self._clash_error(first, second, prepared, updates)
+
+    def _clash_error(
+        self,
+        first: tuple[str, ...],
+        second: tuple[str, ...],
+        prepared: Mapping[int, Layer],
+        updates: Mapping[int, Payload],
+    ) -> ParseError:
+        """The error for two spellings of one path in the merged tree, naming the layers that
+        give them (the later one first) as their data spells them."""
+        layers = [
+            prepared[i].data if i in prepared else (state.layer or _NO_LAYER).data
+            for i, state in enumerate(self.states)
+        ]
+
+        def holder(spelling: tuple[str, ...]) -> int:
+            found = [i for i, data in enumerate(layers) if lookup(data, spelling) is not MISSING]
+            return found[-1] if found else len(layers) - 1
+
+        (later, a), (earlier, b) = sorted(
+            ((holder(spelling), spelling) for spelling in (first, second)), reverse=True
+        )
+        if self.fold_case:  # the layers hold folded keys: name the keys as the sources give them
+            raw = [updates[i].data if i in updates else s.data for i, s in enumerate(self.states)]
+            a, b = _as_given(raw[later], a), _as_given(raw[earlier], b)
+        names = self._names
+        if later == earlier:
+            spellings = f"{_spelling(a)} and {_spelling(b)}"
+        else:
+            spellings = f"{_spelling(a)} in {names[later]} and {_spelling(b)} in {names[earlier]}"
+        problem = f"the key {'.'.join(a)!r} is spelled two ways: {spellings}; rename one"
+        return ParseError(self._names[later], problem)
 
     def uses_sections(self, source: Source) -> bool:
         """Whether ``source``'s data is split into environment sections."""
@@ -370,6 +411,174 @@ def _dotted_keys(data: Mapping[str, Any], source: str) -> tuple[tuple[str, ...],
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None), list, tuple})
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_CONTAINERS = (Mapping, list, tuple, set, frozenset)
+
+
+def check_payload(data: object, source: str, *, fold_case: bool = False) -> None:
+    """A ``ParseError`` naming ``source`` if ``data`` nests deeper than :data:`MAX_DEPTH`
+    (mappings, lists, tuples and sets inside one another; a key's dots count as levels, as
+    ``a.b.c`` stands for three) or if one dotted path is spelled two ways (``{"a.b": 1, "a":
+    {"b": 2}}``; with ``fold_case``, ``{"Port": 1, "PORT": 2}``, where mappings merge).
+
+    Whatever a source hands over, parsed or built (a ``Static``, a source of one's own), passes
+    here before anything recursive walks it. Iterative, so it never exhausts the stack itself;
+    a container holding only scalars costs one C-level pass.
+    """
+    if not isinstance(data, Mapping):
+        return
+    suspects: list[Mapping[Any, Any]] = []  # mappings whose keys may spell a path twice
+    # (node, its depth, whether it lies in a list, where mappings are values, not paths)
+    stack: list[tuple[Any, int, bool]] = [(data, 1, False)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth, listed = pop()
+        dotted = False
+        kind = type(node)
+        if kind is list or kind is tuple:
+            values: Any = node
+            listed = True
+        elif kind is dict or isinstance(node, Mapping):
+            values = node.values()
+            if not listed:
+                try:
+                    joined = "".join(node)  # one C-level pass over the keys
+                    dotted = suspect = "." in joined
+                    if fold_case and not dotted and joined != joined.lower():  # upper case
+                        suspect = len(set(map(str.lower, node))) < len(node)
+                except TypeError:  # a key that is not a str: look properly
+                    dotted = suspect = True
+                if suspect:
+                    suspects.append(node)
+                if dotted and depth + max(str(key).count(".") for key in node) > MAX_DEPTH:
+                    raise _too_deep(source)  # "a.b.c" at the top stands for 3 levels
+        else:  # a set, a frozenset
+            values = node
+            listed = True
+        if _SCALARS.issuperset(map(type, values)):
+            continue  # at C speed: most containers hold scalars only
+        if dotted:  # a key's dots count as levels: "a.b" stands for two
+            _deep_keys(node, depth, listed, source, push)
+            continue
+        below = depth + 1
+        for value in values:
+            kind = type(value)
+            if kind in _SCALARS:
+                continue
+            if kind is not dict and kind is not list:
+                if isinstance(value, Secret):
+                    value = value.reveal()
+                if not isinstance(value, _CONTAINERS):
+                    continue
+            if below > MAX_DEPTH:
+                raise _too_deep(source)
+            push((value, below, listed))
+    for node in suspects:
+        clash = _clash(node, fold_case=fold_case)
+        if clash is not None:
+            path = _path_to(data, node)
+            first, second = ((*path, *spelling) for spelling in clash)
+            problem = (
+                f"the key {'.'.join(first)!r} is spelled two ways: "
+                f"{_spelling(first)} and {_spelling(second)}; rename one"
+            )
+            raise ParseError(source, problem)
+
+
+def _deep_keys(
+    node: Mapping[Any, Any], depth: int, listed: bool, source: str, push: Callable[[Any], None]
+) -> None:
+    """``check_payload`` for a mapping with dotted keys: each key's dots are levels too."""
+    for key, value in node.items():
+        below = depth + 1 + (key if type(key) is str else str(key)).count(".")
+        if isinstance(value, Secret):
+            value = value.reveal()
+        if type(value) not in _SCALARS and isinstance(value, _CONTAINERS):
+            if below > MAX_DEPTH:
+                raise _too_deep(source)
+            push((value, below, listed))
+
+
+def _path_to(root: Mapping[Any, Any], target: Mapping[Any, Any]) -> tuple[str, ...]:
+    """The keys leading from ``root`` to the mapping ``target`` (for an error message)."""
+    stack: list[tuple[Mapping[Any, Any], tuple[str, ...]]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if node is target:
+            return path
+        for key, value in node.items():
+            if isinstance(value, Secret):
+                value = value.reveal()
+            if isinstance(value, Mapping):
+                stack.append((value, (*path, key if type(key) is str else str(key))))
+    return ()
+
+
+def _too_deep(source: str) -> ParseError:
+    return ParseError(source, f"nested more than {MAX_DEPTH} levels deep")
+
+
+def _clash(
+    node: Mapping[Any, Any], *, fold_case: bool
+) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """Two spellings (key paths from ``node``) of one dotted path, or None.
+
+    Keys of ``node`` whose first segment differs cannot spell one path, so only keys sharing
+    a first segment are followed, and only into mappings (lists are values, not paths). With
+    ``fold_case``, keys that differ only in case spell one path too; where both give a
+    mapping the mappings merge (as ``prepare`` merges them), so only their keys can clash.
+    """
+    groups: dict[str, list[Any]] = {}
+    for key in node:
+        first = (key if type(key) is str else str(key)).partition(".")[0]
+        groups.setdefault(first.lower() if fold_case else first, []).append(key)
+    for keys in groups.values():
+        if len(keys) < 2:
+            continue
+        seen: dict[tuple[str, ...], tuple[tuple[str, ...], bool]] = {}
+        stack: list[tuple[Any, tuple[str, ...]]] = [
+            (node[key], (key if type(key) is str else str(key),)) for key in reversed(keys)
+        ]
+        while stack:  # depth first, in document order
+            value, spelling = stack.pop()
+            if isinstance(value, Secret):
+                value = value.reveal()
+            path = tuple(".".join(spelling).split("."))
+            if fold_case:
+                path = tuple(part.lower() for part in path)
+            branch = isinstance(value, Mapping)
+            known = seen.setdefault(path, (spelling, branch))
+            if known[0] != spelling:
+                other, other_branch = known
+                merged = branch and other_branch and len(other) == len(spelling)
+                if not merged or any(
+                    a.lower() != b.lower() for a, b in zip(other, spelling, strict=True)
+                ):
+                    return other, spelling
+            if branch:
+                for key in reversed(list(value)):
+                    name = key if type(key) is str else str(key)
+                    stack.append((value[key], (*spelling, name)))
+    return None
+
+
+def _as_given(data: Any, folded: tuple[str, ...]) -> tuple[str, ...]:
+    """``folded`` (lower-cased keys) as ``data`` spells it; in an environment section if not at
+    the top; ``folded`` itself if it is not found."""
+    tops = [data] + [v for v in data.values() if isinstance(v, Mapping)] if data else []
+    for top in tops:
+        node, given = top, []
+        for part in folded:
+            if not isinstance(node, Mapping):
+                break
+            key = next((k for k in node if str(k).lower() == part), MISSING)
+            if key is MISSING:
+                break
+            given.append(str(key))
+            node = node[key]
+        else:
+            return tuple(given)
+    return folded
 
 
 def _spelling(path: tuple[str, ...]) -> str:

@@ -415,7 +415,8 @@ async def test_one_key_spelled_two_ways_across_sources_is_refused_on_refresh() -
         flat.set({"a.c": 2})
         result = await config.refresh(force=True)
         assert str(result.error) == (
-            "flat: the key 'a.c' is spelled two ways: 'a.c' and 'a' > 'c'; rename one"
+            "flat: the key 'a.c' is spelled two ways: 'a.c' in flat and 'a' > 'c' in nested; "
+            "rename one"
         )
         assert config["a.c"] == 1 and config.version == 1  # the last good stays, unchanged
         nested.set({"b": 1})  # the nested spelling goes: the dotted key is alone now

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from .._exceptions import ParseError, SourceError, SourceUnavailable
 from .._frozen import FrozenList
+from .._limits import MAX_DEPTH, check_shape
 from .._secrets import Secret
 from ._base import NotModified, Payload, Source, check_flag
 
@@ -476,7 +477,9 @@ class AzureAppConfig(Source):
                 settings[key] = await self._resolve(setting)
                 secrets.add(key)
             else:
-                settings[key] = _decoded(setting.value, setting.content_type)
+                settings[key] = _decoded(
+                    setting.value, setting.content_type, self.name, setting.key
+                )
                 secrets.discard(key)
         return settings, frozenset(secrets)
 
@@ -598,18 +601,30 @@ def _is_json(content_type: str) -> bool:
     return main == "application" and "/" not in sub and "json" in sub.split("+")
 
 
-def _decoded(value: str | None, content_type: str | None) -> Any:
-    """A JSON content type's value decoded (comments allowed); anything else as it is."""
+def _decoded(value: str | None, content_type: str | None, source: str, key: str) -> Any:
+    """A JSON content type's value decoded (comments allowed); anything else as it is.
+
+    Decoded as the provider decodes it (``json``: big integers stay exact, ``1e400`` is inf),
+    and bounded as every parsed document is (``check_shape``): nested past ``MAX_DEPTH`` it
+    is a ``ParseError`` naming the store and the key, not a ``RecursionError`` later.
+    """
     if not content_type or value is None or not _is_json(content_type):
         return value
     try:
-        return json.loads(value)
-    except ValueError:
-        pass
-    try:
-        return json.loads(_strip_comments(value))
-    except ValueError:
-        return value
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            try:
+                decoded = json.loads(_strip_comments(value))
+            except ValueError:
+                return value
+        check_shape(decoded, source, len(value))
+    except RecursionError:  # json's decoder recurses (in C) once per level
+        problem = f"nested more than {MAX_DEPTH} levels deep"
+        raise ParseError(source, f"the JSON value at {key!r}: {problem}") from None
+    except ParseError as exc:
+        raise ParseError(source, f"the JSON value at {key!r}: {exc.problem}") from None
+    return decoded
 
 
 def _strip_comments(text: str) -> str:

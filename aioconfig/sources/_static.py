@@ -6,6 +6,8 @@ import copy
 from collections.abc import Hashable, Mapping
 from typing import Any
 
+from .._limits import MAX_DEPTH
+from .._secrets import Secret
 from ._base import NotModified, Payload, Source
 
 __all__ = ("Static",)
@@ -21,6 +23,7 @@ class Static(Source):
         if not isinstance(mapping, Mapping):
             raise TypeError(f"{name}: expected a mapping, got {type(mapping).__name__}")
         self._name = name
+        _check_depth(mapping, name)  # first: the copy is recursive
         self._data = _copy(mapping, name, ())
 
     def __repr__(self) -> str:
@@ -41,6 +44,20 @@ class Static(Source):
             return NotModified(0)
         # The engine owns what it gets: each payload has its own copy.
         return Payload(_copy(self._data, self._name, ()), 0)
+
+
+def _check_depth(mapping: Mapping[str, Any], name: str) -> None:
+    """``ValueError`` if ``mapping`` nests deeper than :data:`MAX_DEPTH`; iterative."""
+    stack: list[tuple[Any, int]] = [(mapping, 1)]
+    while stack:
+        node, depth = stack.pop()
+        for child in node.values() if isinstance(node, Mapping) else node:
+            if isinstance(child, Secret):
+                child = child.reveal()
+            if isinstance(child, (Mapping, list, tuple)):
+                if depth >= MAX_DEPTH:
+                    raise ValueError(f"{name}: nested more than {MAX_DEPTH} levels deep")
+                stack.append((child, depth + 1))
 
 
 def _copy(node: Any, name: str, path: tuple[str, ...]) -> Any:

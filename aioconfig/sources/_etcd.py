@@ -627,7 +627,7 @@ class Etcd(Source):
         if self._username is None:
             raise _Failure(
                 endpoint,
-                f"{failure.cause} (etcd has auth enabled: pass username= and password=)",
+                f"{failure.cause} (etcd has auth enabled: give Etcd a username and a password)",
                 failover=False,
                 transient=False,
             )

@@ -545,7 +545,7 @@ async def test_auth(make_etcd: Callable[..., EtcdCluster]) -> None:
             return Etcd(etcd.endpoints, prefix=prefix, progress_notify_interval=NOTIFY, **options)
 
         # No credentials: a clear, permanent error.
-        with pytest.raises(InitialLoadError, match="pass username= and password="):
+        with pytest.raises(InitialLoadError, match="give Etcd a username and a password"):
             async with load(source(), max_init_wait=2):
                 pass
 

@@ -24,6 +24,7 @@ SCRIPTS = (
     "bench_loop_stall.py",
     "bench_startup.py",
     "bench_azure.py",
+    "bench_sync_close.py",
 )
 
 

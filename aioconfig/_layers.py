@@ -37,6 +37,7 @@ import orjson
 
 from ._exceptions import ParseError
 from ._frozen import FrozenList
+from ._json import loads as json_loads
 from ._limits import check_shape
 from ._literals import python_literal, toml_literal
 from ._secrets import DEFAULT_SECRET_MATCHER, MASK, Secret, shown
@@ -72,7 +73,7 @@ def _json(text: str) -> Any:
     """JSON, else a Python literal as Dynaconf's ``@json`` takes it (``{'a': 1, 'b': None}``),
     read by ``ast.literal_eval``: constants and containers only, never code."""
     try:
-        value = orjson.loads(text)
+        value = json_loads(text)
     except orjson.JSONDecodeError as exc:
         try:
             value = python_literal(text)

@@ -34,6 +34,7 @@ import aiohttp
 import anyio
 import orjson
 
+from .. import _json
 from .._exceptions import ParseError, SourceError, SourceUnavailable
 from .._limits import check_depth, check_shape
 from ._base import Emit, NotModified, Payload, Source, check_flag
@@ -514,7 +515,7 @@ class Etcd(Source):
     def _parse(self, key: bytes, raw: bytes, revision: int) -> Any:
         if self._format != "string":
             try:
-                value = orjson.loads(raw)
+                value = _json.loads(raw)
                 if type(value) is dict or type(value) is list:
                     check_shape(value, self.name, len(raw))
                 return value

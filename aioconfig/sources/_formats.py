@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import orjson
 
+from .. import _json
 from .._exceptions import ParseError, SourceError
 from .._limits import MAX_DEPTH, check_shape, too_deep, too_many_values, value_limit
 from .._text import decode_utf8
@@ -80,7 +81,7 @@ def parse_json(text: str, source: str) -> dict[str, Any]:
     if not text.strip():  # worded by us: orjson's wording for this changed between versions
         raise ParseError(source, "empty document", line=1, column=1)
     try:
-        document = orjson.loads(text)
+        document = _json.loads(text)
     except orjson.JSONDecodeError as exc:
         raise ParseError(source, exc.msg, line=exc.lineno, column=exc.colno) from None
     return _mapping(document, source)

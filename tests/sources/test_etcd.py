@@ -216,6 +216,22 @@ async def test_value_formats(
     assert loaded.data["port"] == ("5432" if value_format == "string" else 5432)
 
 
+async def test_values_past_64_bits_read_exactly(
+    etcd: EtcdCluster, writer: EtcdClient, prefix: str
+) -> None:
+    big = 2**70 + 1  # orjson alone reads it as a float
+    await writer.put(f"{prefix}limit", str(big))
+    await writer.put(f"{prefix}limits", f'{{"max": {big}}}')
+    source = Etcd(etcd.endpoints, prefix=prefix)
+    try:
+        loaded = await source.load(None)
+    finally:
+        await source.aclose()
+    assert isinstance(loaded, Payload)
+    assert loaded.data["limit"] == big and type(loaded.data["limit"]) is int
+    assert loaded.data["limits"] == {"max": big}
+
+
 async def test_json_format_names_the_key_and_revision_of_a_bad_value(
     etcd: EtcdCluster, writer: EtcdClient, prefix: str
 ) -> None:

@@ -47,6 +47,7 @@ __all__ = (
     "Layer",
     "add_converter",
     "converters",
+    "find",
     "interpolate",
     "key_matches",
     "prepare",
@@ -435,6 +436,24 @@ def lookup(data: Mapping[str, Any], path: Sequence[str]) -> Any:
         if node is MISSING:
             return MISSING
     return node
+
+
+def find(data: Mapping[str, Any], key: str) -> Any:
+    """The value at dotted ``key`` in nested ``data`` however it is spelled (``"a.b"`` or
+    ``"a"`` > ``"b"``: the pipeline lets one payload spell a path one way only), or ``MISSING``."""
+    stack: list[tuple[Mapping[str, Any], str]] = [(data, key)]
+    while stack:
+        node, rest = stack.pop()
+        value = node.get(rest, MISSING)
+        if value is not MISSING:
+            return value
+        end = rest.find(".")
+        while end != -1:
+            child = node.get(rest[:end], MISSING)
+            if isinstance(child, Mapping):
+                stack.append((child, rest[end + 1 :]))
+            end = rest.find(".", end + 1)
+    return MISSING
 
 
 def _with(data: Mapping[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:

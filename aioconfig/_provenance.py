@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._history import HistoryEntry
-from ._layers import MISSING, lookup, section_of
+from ._layers import MISSING, find, section_of
 from ._merge import thaw
 from ._pipeline import Pipeline
 from ._secrets import mask_urls, masked
@@ -62,7 +62,7 @@ class Provenance:
             layer = state.layer
             if layer is None:
                 continue
-            value = lookup(layer.data, path)
+            value = find(layer.data, key)
             if value is MISSING:
                 continue
             source = state.source

@@ -162,6 +162,13 @@ async def test_a_deep_etcd_key_or_value_is_a_parse_error(etcd: EtcdCluster) -> N
         (error,) = info.value.errors
         assert isinstance(error, ParseError) and not error.transient
         assert f"has {MAX_DEPTH + 1} segments, more than the {MAX_DEPTH} allowed" in str(error)
+        # 5,000 segments (a 10 KB key): the error names it cut short, not whole.
+        await writer.put("/long-key/" + "/".join(["k"] * 5000), "1")
+        with pytest.raises(InitialLoadError) as info:
+            await load(Etcd(etcd.endpoints, prefix="/long-key/"), max_init_wait=60)
+        message = str(info.value.errors[0])
+        assert "has 5000 segments" in message and "/k/.../k/" in message
+        assert len(message) < 600
         # A key of 60 segments holding a value 60 deep: each is fine, together too deep.
         await writer.put("/deep-value/" + "/".join(["k"] * 60), "[" * 60 + "]" * 60)
         source = Etcd(etcd.endpoints, prefix="/deep-value/", value_format="json")

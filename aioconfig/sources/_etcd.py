@@ -857,7 +857,12 @@ def _describe(exc: BaseException) -> str:
 
 
 def _show(key: bytes) -> str:
-    return repr(key.decode("utf-8", "backslashreplace"))
+    """A key as errors name it: quoted, and cut in the middle past 200 characters (a hostile
+    key may be 10 KB, and errors are logged)."""
+    text = key.decode("utf-8", "backslashreplace")
+    if len(text) > 200:
+        text = f"{text[:120]}...{text[-60:]}"
+    return repr(text)
 
 
 def _b64(raw: bytes) -> str:

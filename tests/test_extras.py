@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # (what the user does, the module blocked, what the message must say)
 CASES = [
     ("import aioconfig.integrations.starlette", "starlette", "pip install 'aioconfig[starlette]'"),
-    ("import aioconfig.integrations.fastapi", "starlette", "pip install 'aioconfig[starlette]'"),
+    ("import aioconfig.integrations.fastapi", "starlette", "pip install 'aioconfig[fastapi]'"),
     ("import aioconfig.integrations.flask", "flask", "pip install 'aioconfig[flask]'"),
     ("import aioconfig.integrations.django", "django", "pip install 'aioconfig[django]'"),
     ("import aioconfig.integrations.litestar", "litestar", "pip install 'aioconfig[litestar]'"),

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from .._extras import needs
 
-with needs("starlette", "starlette", by=__name__):  # FastAPI brings Starlette
+with needs("starlette", "fastapi", by=__name__):  # FastAPI brings Starlette
     from starlette.requests import HTTPConnection
 
 from .._config import Config

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +307,60 @@ def test_an_application_that_configured_the_sdk_gets_the_metrics_without_an_opti
     )
     assert done.returncode == 0, done.stderr
     assert "aioconfig.fetches" in done.stdout and "aioconfig.version" in done.stdout
+
+
+async def test_a_candidate_that_cannot_be_built_is_counted_as_such(
+    reader: InMemoryMetricReader,
+) -> None:
+    source = MutableSource({"a": {"b": 1}})
+    provider = provider_of(reader)
+    async with load(source, mode="manual", meter_provider=provider) as config:
+        source.set({"a": {"b": 1}, "a.b": 2})  # one path spelled two ways: no candidate
+        assert (await config.refresh(force=True)).error is not None
+        assert value(points(reader), "aioconfig.rejected", reason="build") == 1
+
+
+async def test_propagation_is_measured_from_last_modified_to_the_swap(
+    reader: InMemoryMetricReader,
+) -> None:
+    body = {"text": '{"a": 1}', "modified": "Mon, 01 Jan 2024 00:00:00 GMT"}
+
+    async def document(request: web.Request) -> web.Response:
+        return web.Response(
+            text=body["text"],
+            content_type="application/json",
+            headers={"Last-Modified": body["modified"]},
+        )
+
+    provider = provider_of(reader)
+    async with serve(("/config.json", document)) as server:
+        url = str(server.make_url("/config.json"))
+        async with load(Http(url), mode="manual", meter_provider=provider) as config:
+            assert "aioconfig.propagation" not in points(reader)  # not for the first load
+            body["text"] = '{"a": 2}'
+            body["modified"] = formatdate(time.time() - 30.0, usegmt=True)  # 30 s ago
+            await config.refresh(force=True)
+            assert config["a"] == 2
+            (spent,) = [p for _, p in points(reader)["aioconfig.propagation"]]
+            assert spent.count == 1 and 29.0 <= spent.sum < 40.0
+
+
+def test_the_command_line_shows_start_up_attempts_with_debug_only(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/config.json"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    command = [sys.executable, "-m", "aioconfig", "-s", url, "--timeout", "0.6", "get", "a"]
+    shown = {}
+    for debug in (False, True):
+        done = subprocess.run(
+            command + (["--debug"] if debug else []),
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode != 0
+        shown[debug] = done.stderr
+    assert "start-up attempt 1 failed" in shown[True] and "connection refused" in shown[True]
+    assert "start-up attempt" not in shown[False]  # one error line, the command's own
+    assert "connection refused" in shown[False]

@@ -93,7 +93,8 @@ class SourceStatus:
     """How one source has been answering (see ``Config.status()``). Times are seconds ago."""
 
     name: str
-    #: Since its last answer, new data or "not modified"; None if it never answered.
+    #: Since its last answer, new data or "not modified"; 0 while a watch is open (a live
+    #: answer); None if it never answered.
     answered: float | None
     #: Since the first of the failures in a row it is in now; None while it answers.
     failing: float | None
@@ -351,7 +352,7 @@ class Config(Mapping[str, Any]):
         sources = tuple(
             SourceStatus(
                 name=source.name,
-                answered=None if health.answered_at is None else now - health.answered_at,
+                answered=health.age(now, watching),
                 failing=None if health.failing_since is None else now - health.failing_since,
                 failures=health.failures,
                 error=None if health.error is None else str(health.error),

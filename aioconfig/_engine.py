@@ -164,6 +164,14 @@ class _Health:
     failures: int = 0  # failures since it last answered
     error: Exception | None = None  # the newest of them
 
+    def age(self, now: float, watching: bool) -> float | None:
+        """Seconds since the source last answered; None if it never did. An open watch is a
+        live answer (a dead one ends: etcd's read-idle timeout, a watcher's error), so a quiet,
+        healthy watched source is 0 s stale rather than as old as its last change."""
+        if self.answered_at is None:
+            return None
+        return 0.0 if watching else now - self.answered_at
+
 
 class Engine:
     """Owns the sources' state and produces snapshots; the Config owns the engine."""
@@ -267,9 +275,9 @@ class Engine:
         """For the observable metrics: version, subscribers, and each source's staleness."""
         now = self.clock.now()
         ages = [
-            (state.source.name, now - health.answered_at)
+            (state.source.name, age)
             for state, health in zip(self._states, self.health, strict=True)
-            if health.answered_at is not None
+            if (age := health.age(now, state.watching)) is not None
         ]
         return (0 if self.snapshot is None else self.snapshot.version), len(self._hub), ages
 

@@ -21,7 +21,8 @@ instrument                     kind      what
                                          ``outcome``
 ``aioconfig.version``          gauge     the serving snapshot's version
 ``aioconfig.staleness``        gauge     seconds since each ``source`` last answered (data or
-                                         "not modified"); none before its first answer
+                                         "not modified"; 0 while its watch is open); none
+                                         before its first answer
 ``aioconfig.propagation``      histogram seconds from a change at its ``source`` (where the
                                          source knows when: a file's mtime, ``Last-Modified``)
                                          to the swap that serves it

@@ -364,3 +364,20 @@ def test_the_command_line_shows_start_up_attempts_with_debug_only(tmp_path: Path
     assert "start-up attempt 1 failed" in shown[True] and "connection refused" in shown[True]
     assert "start-up attempt" not in shown[False]  # one error line, the command's own
     assert "connection refused" in shown[False]
+
+
+async def test_a_quiet_watched_source_is_not_stale(reader: InMemoryMetricReader) -> None:
+    clock = FakeClock()
+    watched = MutableSource({"a": 1}, name="watched", push=True)
+    polled = MutableSource({"b": 1}, name="polled")
+    provider = provider_of(reader)
+    async with load(
+        watched, polled, refresh_interval=3600, clock=clock, meter_provider=provider
+    ) as config:
+        await wait_until(lambda: config.status().sources[0].watching)
+        await clock.advance(600.0)  # ten quiet minutes: nothing changed, nothing polled
+        answered = {s.name: s.answered for s in config.status().sources}
+        assert answered == {"watched": 0.0, "polled": pytest.approx(600.0)}
+        found = points(reader)
+        assert value(found, "aioconfig.staleness", source="watched") == 0.0
+        assert value(found, "aioconfig.staleness", source="polled") == pytest.approx(600.0)

@@ -20,7 +20,10 @@ Pure code, no I/O. Each payload is prepared once, when it arrives, never per rea
   ``@format`` builds from a secret is a secret too (``Snapshot.is_secret``), and a failed cast
   shows a converter's message only for the built-in converters, whose text is fixed.
 
-A string that starts with ``@`` but no known token (``"@handle"``) is left alone. Nothing here
+A string that starts with ``@`` but no known token (``"@handle"``) is left alone. A source
+whose values are data, never tokens (``Source.tokens = False``: Azure App Configuration, whose
+provider serves ``"@del"`` as the string it is), is prepared with ``tokens=False``: case and
+secrets as above, and every string kept as it is. Nothing here
 ever runs code from configuration: JSON is parsed with orjson, and ``@json``'s fallback for
 Python literals (``{'a': None}``, as Dynaconf takes) with ``ast.literal_eval``, never ``eval``.
 """
@@ -185,16 +188,18 @@ def prepare(
     table: Mapping[str, Converter] | None = None,
     describe: Describe | None = None,
     secret: Callable[[str], bool] = DEFAULT_SECRET_MATCHER,
+    tokens: bool = True,
 ) -> Layer:
     """Prepare ``data`` from ``source`` (see the module docstring).
 
     ``environment``: the active environment's name when the source holds environment
     sections, else None. ``table``: the converters (``converters()`` by default).
     ``describe(path)``: where in the source a key comes from (a variable name), for errors.
+    ``tokens``: False to keep every string as it is (no casts, merges, deletions, formats).
     """
     table = converters() if table is None else table
     walk = functools.partial(_prepare_one, source=source, fold_case=fold_case, table=table,
-                             describe=describe, secret=secret)  # fmt: skip
+                             describe=describe, secret=secret, tokens=tokens)  # fmt: skip
     if environment is None:
         return walk(data)
     # Sections are layers of their own, so "@merge" and "@del" in [production] work against
@@ -202,16 +207,16 @@ def prepare(
     sections = [walk(section) for _, section in _sections(data, environment, source)]
     resolved = resolve_tokens(sections)
     merged: dict[str, Any] = {}
-    tokens: list[tuple[tuple[str, ...], str]] = []
+    pending: list[tuple[tuple[str, ...], str]] = []
     for index, (section, section_data) in enumerate(zip(sections, resolved, strict=True)):
         _deep_update(merged, section_data)
         for path, kind in section.tokens:
             below = [layer.data for layer in sections[:index]]
             if kind == "del" or all(lookup(d, path) is MISSING for d in below):
-                tokens.append((path, kind))
+                pending.append((path, kind))
     formats = {key: spec for section in sections for key, spec in section.formats.items()}
     secrets = frozenset().union(*(section.secrets for section in sections))
-    return Layer(merged, tuple(tokens), formats, secrets)
+    return Layer(merged, tuple(pending), formats, secrets)
 
 
 def _prepare_one(
@@ -222,10 +227,11 @@ def _prepare_one(
     table: Mapping[str, Converter],
     describe: Describe | None,
     secret: Callable[[str], bool],
+    tokens: bool = True,
 ) -> Layer:
     if not fold_case and not _may_hold_tokens(data):
         return Layer(data)
-    walk = _Walk(source, table, fold_case, describe, secret)
+    walk = _Walk(source, table if tokens else {}, fold_case, describe, secret, tokens)
     prepared = walk.mapping(data, ())
     return Layer(prepared, tuple(walk.tokens), walk.formats, frozenset(walk.secrets))
 
@@ -290,8 +296,10 @@ class _Walk:
         fold_case: bool,
         describe: Describe | None,
         secret: Callable[[str], bool],
+        tokens: bool = True,
     ) -> None:
         self.source = source
+        self.tokens_on = tokens
         self.describe = describe
         self.secret = secret
         self.table = table
@@ -310,7 +318,12 @@ class _Walk:
             if self.fold_case:
                 name = name.lower()
             here = (*path, name)
-            if isinstance(value, str) and value.startswith("@del") and value.strip() == "@del":
+            if (
+                isinstance(value, str)
+                and value.startswith("@del")
+                and self.tokens_on
+                and value.strip() == "@del"
+            ):
                 self.tokens.append((here, "del"))
                 out.pop(name, None)
                 continue
@@ -325,7 +338,7 @@ class _Walk:
 
     def value(self, value: Any, path: tuple[str, ...]) -> Any:
         if isinstance(value, str):
-            return self.text(value, path) if value.startswith("@") else value
+            return self.text(value, path) if value.startswith("@") and self.tokens_on else value
         if isinstance(value, Mapping):
             return self.mapping(value, path)
         if isinstance(value, Secret):
@@ -334,7 +347,7 @@ class _Walk:
         if type(value) is FrozenList:
             return value  # read-only on purpose, and taken as it is (aioconfig._frozen)
         if isinstance(value, list | tuple):
-            if value and value[0] == "@merge":
+            if value and value[0] == "@merge" and self.tokens_on:
                 self.tokens.append((path, "merge"))
                 value = value[1:]
             return [self.item(item, path) for item in value]

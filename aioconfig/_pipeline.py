@@ -297,6 +297,7 @@ class Pipeline:
             table=self._table,
             describe=source.describe,
             secret=self.secret,
+            tokens=source.tokens,
         )
 
     def _combined(

@@ -14,6 +14,10 @@ else the page ETags of the last listing sent back (304 per unchanged page).
 first load, not with aioconfig: the client alone takes about 100 ms to import. Its own retries
 are turned off (``retry_total=0``): aioconfig's backoff decides when to ask again, so a fleet
 does not multiply retries.
+
+Values are data, never aioconfig tokens (``Source.tokens = False``): a stored ``"@del"``,
+``"@format {x}"`` or ``"@int abc"``, at the top level or inside a JSON value, is served as the
+string it is, as the provider serves it.
 """
 
 from __future__ import annotations
@@ -134,6 +138,7 @@ class AzureAppConfig(Source):
     """
 
     refresh_interval: float | None = None
+    tokens = False  # the provider's values, as they are: "@del" is a string, not a deletion
 
     def __init__(
         self,

@@ -98,6 +98,10 @@ class Source(abc.ABC):
     #: How this source's flags combine with the others' (see ``aioconfig.sources.FlagOverrides``):
     #: None for a source of flags in its own right, layered in source order.
     flag_behaviour: Behaviour | None = None
+    #: Whether strings starting with ``@`` are tokens (``"@int 42"``, ``"@del"``, ``"@format
+    #: {a}"``: see ``aioconfig._layers``). False for a source whose values are data only, served
+    #: exactly as its own client serves them (``AzureAppConfig``).
+    tokens: bool = True
 
     @property
     @abc.abstractmethod

@@ -171,6 +171,36 @@ async def test_separator_nests_keys(served: tuple[Store, TestServer]) -> None:
         assert config["json.port"] == 5432
 
 
+async def test_values_starting_with_at_are_data_not_tokens(
+    served: tuple[Store, TestServer],
+) -> None:
+    """The provider serves "@del" as a string; aioconfig's tokens must not touch them."""
+    store, server = served
+    literal = {
+        "app:gone": "@del",
+        "app:fmt": "@format {app:color}",
+        "app:none": "@none",
+        "app:bad": "@int abc",
+        "app:merge": "@merge [1]",
+        "app:size": "@int 5",
+    }
+    for key, value in literal.items():
+        store.set(key, value)
+    document = {"a": "@del", "b": ["@merge", "@int 1"], "c": {"d": "@format {x}"}}
+    store.set("app:json", json.dumps(document), content_type="application/json")
+    store.set("app:list", '["@merge", "@none"]', content_type="application/json")
+    store.set("app:db", json.dumps({"uri": "https://v.vault.azure.net/secrets/s"}), None,
+              KEYVAULT_REF)  # fmt: skip
+    async with load(
+        connection_string=store.connection_string(server), secret_resolver=lambda uri: "@del"
+    ) as config:
+        for key, value in literal.items():
+            assert config[key] == value
+        assert json.loads(json.dumps(config["app:json"], default=dict)) == document
+        assert list(config["app:list"]) == ["@merge", "@none"]
+        assert config["app:db"] == "@del" and config.snapshot.is_secret("app:db")
+
+
 def test_a_misspelled_keyword_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="refresh_intervall"):
         load(connection_string="Endpoint=https://x;Id=a;Secret=b", refresh_intervall=5)

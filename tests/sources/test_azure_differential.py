@@ -54,6 +54,13 @@ VALUES = [
     "null",
     '"quoted"',
     "1e400",
+    # aioconfig's tokens, which must stay data (the provider knows none of them)
+    "@del",
+    "@format {app:color}",
+    "@int abc",
+    "@none",
+    '{"k1": "@del", "k2": ["@merge", "@int 1"], "k3": {"k4": "@format {x}"}}',
+    '["@merge", "@json [1]"]',
 ]
 
 

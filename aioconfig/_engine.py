@@ -45,6 +45,7 @@ from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
 from . import _cache
 from ._cache_startup import flag_documents, restore, store
@@ -766,7 +767,14 @@ class Engine:
         if not updates:
             return _Notice(RefreshResult(snapshot=old))
         try:
-            candidate = self.pipeline.candidate(updates, old)
+            if self.pipeline.costly(updates, old):
+                # Off the loop, awaited: the applier does nothing else meanwhile (one writer)
+                # and readers keep the old snapshot. Not abandoned if cancelled: a close waits
+                # for the build (the loop is free meanwhile) and swaps nothing (see below).
+                build = self.pipeline.candidate
+                candidate = await anyio.to_thread.run_sync(build, updates, old)
+            else:
+                candidate = self.pipeline.candidate(updates, old)
         except ConfigError as exc:
             self._count_rejected("validators" if isinstance(exc, ValidationError) else "build")
             return _Notice(self._failed(exc))
@@ -775,7 +783,7 @@ class Engine:
             if problem is not None:
                 self._count_rejected("validate")
                 return _Notice(self._failed(problem))
-        if self._stopped:  # closed while validate= ran: nothing more is swapped in
+        if self._stopped:  # closed while it was built or validated: nothing more is swapped in
             return _Notice(RefreshResult(snapshot=old))
         self.pipeline.commit(updates, candidate)
         for i in updates:

@@ -53,7 +53,8 @@ def load(
     ``await`` it (or ``async with`` it). ``refresh_interval`` (at least 1 s, default 30 s) is
     how often the background checks the sentinels (``refresh_on``) or, with
     ``refresh_enabled=True`` and no sentinel, every page of the selection;
-    ``feature_flag_refresh_interval`` (default: ``refresh_interval``) how often the flags.
+    ``feature_flag_refresh_interval`` (default: ``refresh_interval``) how often the flags;
+    the background polls at the shorter of the two and checks the other only when it is due.
     ``startup_timeout`` is ``max_init_wait``. ``options`` go to :func:`aioconfig.load`
     (``validators``, ``cache``, ``mode``...); a name it does not know is a ``TypeError``.
     """
@@ -80,6 +81,7 @@ def load(
         trim_prefixes=trim_prefixes,
         refresh_on=refresh_on or (),
         refresh_enabled=refresh_enabled,
+        refresh_interval=refresh_interval,
         feature_flag_enabled=feature_flag_enabled,
         feature_flag_selectors=feature_flag_selectors,
         feature_flag_refresh_enabled=feature_flag_refresh_enabled,
@@ -88,13 +90,11 @@ def load(
         secret_resolver=secret_resolver,
         separator=separator,
         client_options=client_options,
+        clock=options.get("clock"),
     )
-    interval = float(refresh_interval)
-    if feature_flag_refresh_interval is not None:
-        interval = min(interval, float(feature_flag_refresh_interval))
     return _load(
         source,
-        refresh_interval=interval,
+        refresh_interval=source.refresh_interval,
         max_init_wait=float(startup_timeout),
         on_refresh_success=None if on_refresh_success is None else _on_change(on_refresh_success),
         on_refresh_error=on_refresh_error,

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from azure.appconfiguration import ConfigurationSetting
     from azure.appconfiguration.aio import AzureAppConfigurationClient
 
+    from .._clock import Clock
+
 __all__ = ("NULL_LABEL", "AzureAppConfig", "SettingSelector", "WatchKey")
 
 #: The null label ("(No label)" in the portal), the default of every selector.
@@ -127,8 +129,13 @@ class AzureAppConfig(Source):
 
     * ``separator``: nest keys on it (``":"`` makes ``app:db:port`` read as ``app.db.port``);
       None (the default) keeps them flat, as the provider does (``config["app:db:port"]``);
-    * ``feature_flag_refresh_interval``: how often flags are checked, when not as often as
-      settings (the engine polls at the shorter of the two);
+    * ``refresh_interval`` and ``feature_flag_refresh_interval``: how often settings (their
+      sentinels or pages) and flags are checked, when not at every poll of the engine. The
+      source suggests the shorter as the engine's interval, and checks the longer one only when
+      it is due (within half a poll), so flags every 5 s do not check the sentinel every 5 s.
+      A push (``notify``) checks both at once; a forced refresh checks what is due;
+    * ``clock``: what to read the time from for those intervals (the engine's, such as
+      ``aioconfig.testing.FakeClock``; by default ``time.monotonic``);
     * ``client_options``: more keywords for ``AzureAppConfigurationClient``.
 
     Key Vault references are resolved with ``secret_resolver(uri)`` (sync or async) or a
@@ -150,6 +157,7 @@ class AzureAppConfig(Source):
         trim_prefixes: Iterable[str] = (),
         refresh_on: Iterable[WatchKey | str | tuple[str, str]] = (),
         refresh_enabled: bool | None = None,
+        refresh_interval: float | None = None,
         feature_flag_enabled: bool = False,
         feature_flag_selectors: Sequence[SettingSelector] | None = None,
         feature_flag_refresh_enabled: bool = False,
@@ -159,6 +167,7 @@ class AzureAppConfig(Source):
         separator: str | None = None,
         client_options: Mapping[str, Any] | None = None,
         optional: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         if connection_string is not None:
             if endpoint is not None or credential is not None:
@@ -197,7 +206,13 @@ class AzureAppConfig(Source):
         self._flags_refresh = check_flag(
             "feature_flag_refresh_enabled", feature_flag_refresh_enabled
         )
-        self._flag_interval = feature_flag_refresh_interval
+        self._settings_interval = _interval("refresh_interval", refresh_interval)
+        self._flag_interval = _interval(
+            "feature_flag_refresh_interval", feature_flag_refresh_interval
+        )
+        given = [i for i in (self._settings_interval, self._flag_interval) if i is not None]
+        self.refresh_interval = min(given) if given else None
+        self._now: Callable[[], float] = time.monotonic if clock is None else clock.now
         self._keyvault_credential = keyvault_credential
         self._secret_resolver = secret_resolver
         self._separator = separator
@@ -208,6 +223,7 @@ class AzureAppConfig(Source):
         self._secret_cache: dict[str, str] = {}
         self._sync_tokens: list[str] = []
         self._pushed = False
+        self._settings_checked = 0.0
         self._flags_checked = 0.0
         self._serial = 0
 
@@ -240,15 +256,18 @@ class AzureAppConfig(Source):
             await client.update_sync_token(self._sync_tokens.pop(0))
         previous = token if isinstance(token, _Token) else None
         pushed, self._pushed = self._pushed, False
+        checked = self._settings_checked, self._flags_checked
         try:
             if previous is None:
                 return await self._load_all(client)
             return await self._check(client, previous, pushed)
-        except SourceError:
+        except SourceError:  # nothing was checked: all of it is still due
             self._pushed = self._pushed or pushed
+            self._settings_checked, self._flags_checked = checked
             raise
 
     async def _load_all(self, client: AzureAppConfigurationClient) -> Payload:
+        self._settings_checked = self._flags_checked = self._now()
         raw, page_etags = await self._list(client, self._selects, flags=False)
         watched = []
         for watch in self._watched:
@@ -258,7 +277,6 @@ class AzureAppConfig(Source):
         flag_etags: tuple[tuple[str | None, ...], ...] = ()
         if self._flags_enabled:
             flags, flag_etags = await self._load_flags(client)
-            self._flags_checked = time.monotonic()
         return self._payload(settings, secrets, flags, page_etags, flag_etags, tuple(watched))
 
     async def _check(
@@ -267,7 +285,9 @@ class AzureAppConfig(Source):
         settings, secrets = previous.settings, previous.secrets
         page_etags, watched = previous.page_etags, previous.watched
         changed = False
-        if self._refresh_enabled or pushed:
+        now = self._now()
+        if (self._refresh_enabled and self._due(now, settings=True)) or pushed:
+            self._settings_checked = now
             if self._watched:
                 watched, reload = await self._check_watched(client, previous.watched)
             else:
@@ -277,9 +297,8 @@ class AzureAppConfig(Source):
                 settings, secrets = await self._process(raw)
                 changed = True
         flags, flag_etags = previous.flags, previous.flag_page_etags
-        now = time.monotonic()
-        due = self._flag_interval is None or now - self._flags_checked >= self._flag_interval
-        if self._flags_enabled and (self._flags_refresh or pushed) and (due or pushed):
+        due = self._flags_refresh and self._due(now, settings=False)
+        if self._flags_enabled and (due or pushed):
             self._flags_checked = now
             if not flag_etags or await self._pages_changed(
                 client, self._flag_selectors, flag_etags, prefix=FEATURE_FLAG_PREFIX
@@ -289,6 +308,18 @@ class AzureAppConfig(Source):
         if not changed:
             return NotModified(previous)
         return self._payload(settings, secrets, flags, page_etags, flag_etags, watched)
+
+    def _due(self, now: float, *, settings: bool) -> bool:
+        """Whether the settings' (or the flags') check is due. Only the longer of the two
+        intervals is ever held back: the engine polls at the shorter, so a check is due from
+        half a poll before its time (a jittered poll lands within 10% of it)."""
+        mine, other = self._settings_interval, self._flag_interval
+        last = self._settings_checked
+        if not settings:
+            mine, other, last = other, mine, self._flags_checked
+        if mine is None or other is None or mine <= other:
+            return True
+        return now - last >= mine - other / 2
 
     def _payload(
         self,
@@ -582,6 +613,16 @@ def _connection_endpoint(connection_string: str) -> str:
         # Never the string itself: it holds the secret.
         raise ValueError("connection_string must hold Endpoint=...;Id=...;Secret=...")
     return endpoint
+
+
+def _interval(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1 second")
+    return float(value)
 
 
 def _watch_key(value: WatchKey | str | tuple[str, str]) -> WatchKey:

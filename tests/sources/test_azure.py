@@ -31,6 +31,7 @@ from azure_server import (
     endpoint,
 )
 from featuremanagement import FeatureManager
+from http_helpers import wait_until
 from starlette.applications import Starlette
 
 import aioconfig
@@ -39,6 +40,7 @@ from aioconfig._frozen import FrozenList
 from aioconfig.azure import SettingSelector, WatchKey, load
 from aioconfig.integrations.starlette import azure_push_route
 from aioconfig.sources import AzureAppConfig
+from aioconfig.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -299,9 +301,46 @@ async def test_feature_flags_work_with_feature_manager(served: tuple[Store, Test
             FLAG_PREFIX + "Beta", json.dumps({"id": "Beta", "enabled": False}), None, FEATURE_FLAG
         )
         await anyio.sleep(1.01)
-        result = await config.refresh(force=True)
-        assert result.changed
-        assert not enabled(config, "Beta")
+        await config.refresh(force=True)  # or the background poll at 1 s (+-10%) saw it
+        await wait_until(lambda: not enabled(config, "Beta"))
+
+
+async def test_a_short_flag_interval_checks_the_sentinel_only_when_due(
+    served: tuple[Store, TestServer],
+) -> None:
+    """Flags every 10 s, settings every 60 s: the sentinel is asked once a minute, not 6 times."""
+    store, server = served
+    store.set(FLAG_PREFIX + "Beta", json.dumps({"id": "Beta", "enabled": True}), None, FEATURE_FLAG)
+    clock = FakeClock()
+    async with load(
+        connection_string=store.connection_string(server),
+        refresh_on=[WatchKey("sentinel")],
+        refresh_interval=60,
+        feature_flag_enabled=True,
+        feature_flag_refresh_enabled=True,
+        feature_flag_refresh_interval=10,
+        clock=clock,
+        jitter=0,  # a poll every 10 s exactly
+    ) as config:
+        store.requests.clear()
+
+        def asked(path: str) -> int:
+            return sum(1 for _, p, _ in store.requests if p == path)
+
+        async def poll() -> None:
+            done = config.statistics().refreshes
+            await clock.advance(10)
+            await wait_until(lambda: config.statistics().refreshes > done)
+
+        for minute in (1, 2):
+            for _ in range(6):
+                await poll()
+            assert asked("/kv/sentinel") == minute
+            assert asked("/kv") == 6 * minute  # the flags' page, every poll
+        store.set(FLAG_PREFIX + "Beta", json.dumps({"id": "Beta"}), None, FEATURE_FLAG)
+        await poll()
+        assert asked("/kv/sentinel") == 2
+        await wait_until(lambda: not enabled(config, "Beta"))
 
 
 def enabled(configuration: Any, name: str) -> bool:

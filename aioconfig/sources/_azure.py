@@ -11,7 +11,9 @@ stores. Change detection is cheap: a conditional GET per sentinel key (304 when 
 else the page ETags of the last listing sent back (304 per unchanged page).
 
 ``azure.appconfiguration`` (and ``azure.keyvault.secrets`` for a vault) are imported on the
-first load, not with aioconfig: the client alone takes about 100 ms to import. Its own retries
+first load, not with aioconfig: the client alone takes about 100 ms to import. Without them
+(the ``azure`` extra), constructing the source is a ``ModuleNotFoundError`` naming the extra,
+and a Key Vault reference that needs a ``SecretClient`` a ``SourceError`` naming it. Its own retries
 are turned off (``retry_total=0``): aioconfig's backoff decides when to ask again, so a fleet
 does not multiply retries.
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import json
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Sequence
@@ -169,6 +172,7 @@ class AzureAppConfig(Source):
         optional: bool = False,
         clock: Clock | None = None,
     ) -> None:
+        _require("azure.appconfiguration", "azure-appconfiguration")
         if connection_string is not None:
             if endpoint is not None or credential is not None:
                 raise ValueError("pass endpoint and credential, or connection_string, not both")
@@ -560,8 +564,15 @@ class AzureAppConfig(Source):
 
         client = self._vaults.get(vault)
         if client is None:
-            from azure.keyvault.secrets.aio import SecretClient
-
+            try:
+                from azure.keyvault.secrets.aio import SecretClient
+            except ModuleNotFoundError:
+                raise SourceError(
+                    self._endpoint,
+                    f"{where} needs azure-keyvault-secrets, which is not installed: "
+                    "pip install 'aioconfig[azure]'",
+                    transient=False,
+                ) from None
             client = self._vaults[vault] = SecretClient(
                 vault, self._keyvault_credential, retry_total=0
             )
@@ -613,6 +624,21 @@ def _connection_endpoint(connection_string: str) -> str:
         # Never the string itself: it holds the secret.
         raise ValueError("connection_string must hold Endpoint=...;Id=...;Secret=...")
     return endpoint
+
+
+def _require(module: str, package: str) -> None:
+    """A ``ModuleNotFoundError`` naming the extra if ``module`` cannot be imported (nothing is
+    imported: the client takes about 100 ms)."""
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ModuleNotFoundError, ValueError):  # a parent missing, or blocked in sys.modules
+        found = False
+    if not found:
+        raise ModuleNotFoundError(
+            f"aioconfig.sources.AzureAppConfig needs {package}, which is not installed: "
+            "pip install 'aioconfig[azure]'",
+            name=module,
+        )
 
 
 def _interval(name: str, value: float | None) -> float | None:

@@ -236,6 +236,26 @@ async def test_key_vault_values_are_served_plain_and_masked(
     assert "hunter2" not in caplog.text
 
 
+async def test_a_missing_key_vault_sdk_is_a_lasting_error_naming_the_extra(
+    served: tuple[Store, TestServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, server = served
+    uri = "https://vault.vault.azure.net/secrets/db-password"
+    store.set("app:db", json.dumps({"uri": uri}), content_type=KEYVAULT_REF)
+    monkeypatch.setitem(sys.modules, "azure.keyvault.secrets.aio", None)  # not installed
+    source = AzureAppConfig(
+        connection_string=store.connection_string(server), keyvault_credential=object()
+    )
+    try:
+        with pytest.raises(SourceError) as caught:
+            await source.load(None)
+    finally:
+        await source.aclose()
+    assert not caught.value.transient
+    message = str(caught.value)
+    assert "pip install 'aioconfig[azure]'" in message and "'app:db'" in message
+
+
 async def test_errors_name_the_endpoint_and_selector_never_the_secret(
     served: tuple[Store, TestServer],
 ) -> None:

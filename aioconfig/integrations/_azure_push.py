@@ -6,6 +6,11 @@ client, it makes the next read see the change even on a replica that has not cau
 route answers Event Grid's subscription validation handshake (Event Grid schema, and the
 CloudEvents ``OPTIONS`` one), records each event's sync token with the store's
 :class:`~aioconfig.sources.AzureAppConfig` source and refreshes the Config before answering.
+
+An event makes the store be checked at once, as the refresh would check it, whatever key it
+names: with sentinels (``refresh_on``) only a changed sentinel reloads the selection, as with
+the .NET provider's ``ProcessPushNotification``, so filter the subscription on the sentinel
+key; without sentinels, every page of the selection is checked (watch-all).
 """
 
 from __future__ import annotations

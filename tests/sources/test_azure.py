@@ -469,6 +469,41 @@ async def test_an_event_grid_push_swaps_the_change_in_at_once(
         print(f"\nazure push: event to swap in {took * 1000:.1f} ms (polling: half of 3600 s)")
 
 
+def modified(server: TestServer, key: str) -> dict[str, Any]:
+    """An Event Grid KeyValueModified event for ``key``."""
+    return {
+        "id": key,
+        "eventType": "Microsoft.AppConfiguration.KeyValueModified",
+        "subject": f"{endpoint(server)}/kv/{key}",
+        "data": {"key": key, "label": None, "etag": "x", "syncToken": "t=dA==;sn=9"},
+    }
+
+
+async def test_a_push_keeps_sentinel_semantics(served: tuple[Store, TestServer]) -> None:
+    """As the .NET provider's ProcessPushNotification: an event makes the sentinels be checked
+    at once; only a changed sentinel reloads. Without sentinels, every page is checked."""
+    store, server = served
+    cs = store.connection_string(server)
+    async with load(
+        connection_string=cs, refresh_on=[WatchKey("sentinel")], refresh_interval=3600
+    ) as config:
+        app = Starlette(routes=[azure_push_route(config, "/events")])
+        store.set("app:color", "green")
+        store.requests.clear()
+        status, _, answer = await asgi(app, "POST", "/events", [modified(server, "app:color")])
+        assert status == 200 and not answer["changed"]
+        assert config["app:color"] == "blue"
+        assert store.requests == [("GET", "/kv/sentinel", 304)]
+        store.set("sentinel", "2")
+        status, _, answer = await asgi(app, "POST", "/events", [modified(server, "sentinel")])
+        assert answer["changed"] and config["app:color"] == "green"
+    async with load(connection_string=cs, refresh_interval=3600) as config:  # no sentinel
+        app = Starlette(routes=[azure_push_route(config, "/events")])
+        store.set("app:color", "cyan")
+        status, _, answer = await asgi(app, "POST", "/events", [modified(server, "app:color")])
+        assert answer["changed"] and config["app:color"] == "cyan"
+
+
 async def test_a_refused_connection_is_transient_and_named() -> None:
     store = Store()
     async with azure_server(store) as server:

@@ -275,7 +275,7 @@ class AzureAppConfig(Source):
         raw, page_etags = await self._list(client, self._selects, flags=False)
         watched = []
         for watch in self._watched:
-            watched.append((watch, await self._watched_etag(client, watch, raw)))
+            watched.append((watch, await self._watched_etag(client, watch)))
         settings, secrets = await self._process(raw)
         flags: tuple[Any, ...] | None = None
         flag_etags: tuple[tuple[str | None, ...], ...] = ()
@@ -439,7 +439,7 @@ class AzureAppConfig(Source):
         return True
 
     async def _watched_etag(
-        self, client: AzureAppConfigurationClient, watch: WatchKey, loaded: list[Any]
+        self, client: AzureAppConfigurationClient, watch: WatchKey
     ) -> str | None:
         from azure.core.exceptions import ResourceNotFoundError
 

@@ -301,6 +301,80 @@ async def test_a_sentinel_check_costs_one_304(served: tuple[Store, TestServer]) 
         await source.aclose()
 
 
+async def test_a_429_on_the_sentinel_is_transient_with_its_retry_after(
+    served: tuple[Store, TestServer],
+) -> None:
+    store, server = served
+    source = AzureAppConfig(
+        connection_string=store.connection_string(server), refresh_on=[WatchKey("sentinel")]
+    )
+    try:
+        first = await source.load(None)
+        store.failures.append((429, "12"))
+        with pytest.raises(SourceUnavailable) as caught:
+            await source.load(first.token)
+        assert caught.value.retry_after == 12
+        assert "'sentinel'" in str(caught.value) and "429" in str(caught.value)
+        assert store.requests[-1] == ("GET", "/kv/sentinel", 429)
+        again = await source.load(first.token)  # still due: nothing was checked
+        assert type(again).__name__ == "NotModified"
+        assert store.requests[-1] == ("GET", "/kv/sentinel", 304)
+    finally:
+        await source.aclose()
+
+
+async def test_on_refresh_success_and_error_as_the_provider_calls_them(
+    served: tuple[Store, TestServer],
+) -> None:
+    """on_refresh_success() only when a refresh found a change; on_refresh_error(exc)."""
+    store, server = served
+    successes: list[str] = []
+    errors: list[Exception] = []
+
+    async def succeeded() -> None:  # a coroutine function works as well as a plain one
+        successes.append(config["app:color"])
+
+    async with load(
+        connection_string=store.connection_string(server),
+        refresh_on=[WatchKey("sentinel")],
+        on_refresh_success=succeeded,
+        on_refresh_error=errors.append,
+        mode="manual",
+    ) as config:
+        await config.refresh(force=True)  # nothing changed: not called
+        store.set("app:color", "green")
+        store.set("sentinel", "2")
+        await config.refresh(force=True)
+        await wait_until(lambda: successes == ["green"])
+        store.failures.append((503, None))
+        result = await config.refresh(force=True)
+        await wait_until(lambda: len(errors) == 1)
+        assert errors[0] is result.error and isinstance(errors[0], SourceUnavailable)
+        assert successes == ["green"]
+
+
+@pytest.mark.slow
+async def test_startup_timeout_bounds_a_store_that_is_down() -> None:
+    store = Store()
+    async with azure_server(store) as server:
+        cs = store.connection_string(server)
+    began = time.monotonic()
+    with pytest.raises(aioconfig.InitialLoadError) as caught:
+        await load(connection_string=cs, startup_timeout=1)
+    took = time.monotonic() - began
+    assert took < 6, took  # within the timeout (no attempt is begun past it), not 100 s
+    assert cs.split(";")[0].removeprefix("Endpoint=") in str(caught.value)
+
+
+@pytest.mark.slow
+async def test_startup_retries_503s_then_opens(served: tuple[Store, TestServer]) -> None:
+    store, server = served
+    store.failures.extend([(503, None), (503, "0")])
+    async with load(connection_string=store.connection_string(server), startup_timeout=30) as c:
+        assert c["app:color"] == "blue"
+    assert [status for _, _, status in store.requests[:2]] == [503, 503]
+
+
 async def test_feature_flags_work_with_feature_manager(served: tuple[Store, TestServer]) -> None:
     store, server = served
     store.set(FLAG_PREFIX + "Beta", json.dumps({"id": "Beta", "enabled": True}), None, FEATURE_FLAG)

@@ -366,3 +366,20 @@ async def test_a_503_during_refresh_keeps_the_last_good_values(loopback: Any) ->
         store, cs, change, failures=1, refresh_on=[WatchKey("sentinel")]
     )
     assert ours == theirs and ours["app:k1"] == "v1"
+
+
+async def test_a_flag_change_is_refreshed_as_the_provider_does(loopback: Any) -> None:
+    store, cs = loopback
+    beta = {"id": "Beta", "enabled": True}
+    store.set(FLAG_PREFIX + "Beta", json.dumps(beta), None, FEATURE_FLAG)
+
+    def change(s: Store) -> None:
+        s.set(FLAG_PREFIX + "Beta", json.dumps({**beta, "enabled": False}), None, FEATURE_FLAG)
+        s.set(FLAG_PREFIX + "New", json.dumps({"id": "New", "enabled": True}), None, FEATURE_FLAG)
+
+    ours, theirs = await refresh_both(
+        store, cs, change, feature_flag_enabled=True, feature_flag_refresh_enabled=True
+    )
+    assert ours == theirs
+    flags = {f["id"]: f["enabled"] for f in ours["feature_management"]["feature_flags"]}
+    assert flags == {"Beta": False, "New": True}

@@ -207,9 +207,8 @@ def app(store: Store) -> web.Application:
         if token:
             store.sync_tokens_seen.append(token)
         auth = request.headers.get("Authorization", "")
-        if store.bearer is not None and auth == f"Bearer {store.bearer}":
-            pass
-        elif not _signature_ok(request, body):
+        entra = store.bearer is not None and auth == f"Bearer {store.bearer}"
+        if not entra and not _signature_ok(request, body):
             response: web.StreamResponse = web.json_response({"title": "Unauthorized"}, status=401)
         elif store.failures:
             status, wait = store.failures.pop(0)

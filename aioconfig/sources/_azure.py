@@ -53,6 +53,12 @@ NULL_LABEL = "\0"
 FEATURE_FLAG_PREFIX = ".appconfig.featureflag/"
 _FLAG_CONTENT_TYPE = "application/vnd.microsoft.appconfig.ff+json;charset=utf-8"
 
+#: The options of ``client_options`` that are about the connection, not the service: the
+#: Key Vault clients take them too.
+_CONNECTION_OPTIONS = frozenset(
+    {"connection_verify", "connection_cert", "proxies", "connection_timeout", "read_timeout"}
+)
+
 SecretResolver = Callable[[str], "str | Awaitable[str]"]
 
 
@@ -139,7 +145,9 @@ class AzureAppConfig(Source):
       A push (``notify``) checks both at once; a forced refresh checks what is due;
     * ``clock``: what to read the time from for those intervals (the engine's, such as
       ``aioconfig.testing.FakeClock``; by default ``time.monotonic``);
-    * ``client_options``: more keywords for ``AzureAppConfigurationClient``.
+    * ``client_options``: more keywords for ``AzureAppConfigurationClient``; those of the
+      connection (``connection_verify``, ``connection_cert``, ``proxies``, the timeouts) go to
+      the Key Vault ``SecretClient`` too (a private CA, a proxy).
 
     Key Vault references are resolved with ``secret_resolver(uri)`` (sync or async) or a
     ``SecretClient`` per vault made with ``keyvault_credential``; their values are served as
@@ -573,8 +581,9 @@ class AzureAppConfig(Source):
                     "pip install 'aioconfig[azure]'",
                     transient=False,
                 ) from None
+            shared = {k: v for k, v in self._client_options.items() if k in _CONNECTION_OPTIONS}
             client = self._vaults[vault] = SecretClient(
-                vault, self._keyvault_credential, retry_total=0
+                vault, self._keyvault_credential, retry_total=0, **shared
             )
         try:
             secret = await client.get_secret(name, version)

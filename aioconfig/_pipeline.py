@@ -314,6 +314,7 @@ class Pipeline:
             table=self._table,
             describe=source.describe,
             secret=self.secret,
+            tokens=source.tokens,
         )
 
     def _combined(

@@ -10,7 +10,8 @@ own event loop (on 127.0.0.1, closed at the end), so its work is not on the meas
 
 Reference columns, outside any loop: ``_formats.parse`` alone (the parse the sources run in a
 worker thread: File always, Http above 64 KiB), and ``prepare`` + ``_merge.build`` from scratch
-(the start of the candidate build, which runs on the loop, in the engine's applier task).
+(the start of the candidate build, which the engine's applier runs in a worker thread from
+10,000 values, on the loop below).
 
 Each open and each refresh is measured ROUNDS times (once for the YAML documents over 10,000
 values, whose pure-Python parse takes seconds); the table shows the median wall time and the

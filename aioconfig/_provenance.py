@@ -27,10 +27,14 @@ class Provenance:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
-        self._introduced: dict[str, int] = {}  # key -> the version its value came in
+        # key -> the version its value came in, for keys that changed after the first snapshot:
+        # a key of the snapshot missing here has had its value since version 1.
+        self._introduced: dict[str, int] = {}
 
     def note(self, keys: frozenset[str], snapshot: Snapshot) -> None:
         """``keys`` changed in ``snapshot``: their values came in its version."""
+        if snapshot.version == 1:  # the first snapshot: every key came in it (the default),
+            return  # and a big one costs nothing to note
         introduced = self._introduced
         present = keys & snapshot._flat.keys()  # set operations: C speed, on every swap
         introduced.update(dict.fromkeys(present, snapshot.version))
@@ -45,8 +49,9 @@ class Provenance:
         path = tuple(key.split("."))
         secret = not reveal and snapshot.is_secret(key)
         entries: list[HistoryEntry] = []
-        version = self._introduced.get(key, 1 if snapshot.from_cache else None)
         current = snapshot._flat.get(key, _UNSET)
+        here = current is not _UNSET or snapshot.from_cache
+        version = self._introduced.get(key, 1 if here else None)
 
         def shown(value: Any) -> Any:
             # Secrets inside the value are masked too: a section's password, the password in

@@ -10,26 +10,31 @@ messages only: nothing here asserts on timing.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Hashable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import anyio
 import anyio.to_thread
 import pytest
+from http_helpers import wait_until
 
 from aioconfig import (
     ChangeEvent,
     ClosedError,
     ConfigError,
+    FileCache,
     InitialLoadError,
     InitialValidationError,
     ParseError,
     ValidationError,
     Validator,
+    _cache,
     load,
 )
 from aioconfig._pipeline import OFF_LOOP_VALUES, Pipeline, _values_reach
@@ -406,3 +411,49 @@ def test_costly_is_false_for_small_updates_over_a_small_snapshot() -> None:
     candidate = built.candidate({0: Payload(document(4 * OFF_LOOP_VALUES), 1)}, None)
     assert candidate.snapshot is not None
     assert built.costly(small, candidate.snapshot)  # over a snapshot of 40,000 values and more
+
+
+# ---------------------------------------------------------------- the cache of a big snapshot
+
+
+@pytest.mark.parametrize(("values", "on_loop"), [(SMALL, True), (BIG, False)])
+async def test_a_big_snapshot_is_encoded_and_restored_off_the_loop(
+    tmp_path: Path, values: int, on_loop: bool
+) -> None:
+    # The profile hook sees the calls of the thread it is set in, the loop's, only.
+    seen: set[str] = set()
+    watched = {_cache.encode.__code__: "encode", _cache.decode.__code__: "decode"}
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code in watched:
+            seen.add(watched[frame.f_code])
+
+    path = tmp_path / "settings.json"
+    write(path, document(values))
+    cache = FileCache(tmp_path / "cache.json")
+    sys.setprofile(profile)
+    try:
+        async with load(File(path), mode="manual", cache=cache) as config:
+            await wait_until((tmp_path / "cache.json").exists)
+            assert config["s0.g0.k1"] == "value-1"
+        path.write_text("{broken")
+        async with load(File(path), mode="manual", cache=cache, max_init_wait=0.1) as config:
+            assert config.snapshot.from_cache and config["s0.g0.k1"] == "value-1"
+            assert config.history("s0.g0.k1")[0].version == 1
+    finally:
+        sys.setprofile(None)
+    assert seen == ({"encode", "decode"} if on_loop else set())
+
+
+async def test_history_of_a_big_first_snapshot_says_version_one_then_follows_changes(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "settings.json"
+    write(path, document(BIG))
+    async with load(File(path), mode="manual") as config:
+        assert config.history("s0.g0.k1")[0].version == 1
+        write(path, document(BIG, changed="value-2"))
+        await config.refresh(force=True)
+        assert config.history("s0.g0.k1")[0].version == 2
+        assert config.history("s1.g0.k0")[0].version == 1  # unchanged since the first
+        assert config.history("nowhere") == []

@@ -708,6 +708,11 @@ class Engine:
 
     def _resolve(self, flight: _Flight, notice: _Notice) -> None:
         """A flight's outcome: move the schedule on, set the result, queue its notice."""
+        if self._stopped:
+            # stop() resolved every flight as closed; an outcome decided after it (a big build
+            # or validate= that ended once the Config was closing) must not replace that
+            # answer before a waiter, already woken, reads it.
+            return
         result = notice.result
         now = self.clock.now()
         if result.error is None:

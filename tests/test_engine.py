@@ -33,6 +33,7 @@ from aioconfig import (
     ValidationError,
     load,
 )
+from aioconfig._engine import _Notice
 from aioconfig.sources import NotModified, Payload, Source, Static
 from aioconfig.testing import FakeClock, MutableSource
 
@@ -555,3 +556,15 @@ async def test_closing_right_after_a_push_leaves_the_serving_version_in_the_cach
     cached = orjson.loads(path.read_bytes())
     assert cached["version"] == serving
     assert cached["data"] == {"n": serving - 1}
+
+
+async def test_an_outcome_decided_after_close_leaves_the_closed_answer() -> None:
+    # A big build runs in a worker thread and is not abandoned: if it ends after stop() but
+    # before a woken waiter reads its flight, the waiter must still read "closed".
+    config = await load(MutableSource({"a": 1}), mode="manual")
+    engine = config._engine
+    flight = engine._new_flight([0])
+    engine.stop()
+    engine._resolve(flight, _Notice(RefreshResult(snapshot=config.snapshot)))
+    assert flight.result is not None and isinstance(flight.result.error, ClosedError)
+    await config.aclose()

@@ -52,8 +52,8 @@ def test_loads_keeps_every_integer_and_type(form: object) -> None:
 
 def test_loads_keeps_orjson_errors_and_their_positions() -> None:
     with pytest.raises(orjson.JSONDecodeError) as caught:
-        loads('{"big": 123456789012345678901234567890,}')
-    assert (caught.value.lineno, caught.value.colno) == (1, 41)
+        loads('{"big": 123456789012345678901234567890 "x": 1}')
+    assert (caught.value.lineno, caught.value.colno) == (1, 40)  # orjson 3.8 to 3.13 agree
     for constant in ("NaN", "Infinity", "-Infinity"):  # the standard library would take them
         with pytest.raises(orjson.JSONDecodeError):
             loads(f'{{"a": {constant}, "b": 123456789012345678901234567890}}')
@@ -90,8 +90,8 @@ async def test_a_malformed_document_with_long_digits_is_still_a_parse_error(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "broken.json"
-    path.write_text('{"big": 123456789012345678901234567890,}')
+    path.write_text('{"big": 123456789012345678901234567890 "x": 1}')
     with pytest.raises(InitialLoadError) as caught:
         await load(File(path), mode="manual")
     error = caught.value.errors[0]
-    assert isinstance(error, ParseError) and "broken.json:1:41" in str(error)
+    assert isinstance(error, ParseError) and "broken.json:1:40" in str(error)

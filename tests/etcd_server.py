@@ -44,7 +44,7 @@ import aiohttp
 import anyio
 import anyio.to_thread
 
-__all__ = ("EtcdClient", "EtcdCluster", "EtcdError", "EtcdMember", "etcd_binary")
+__all__ = ("EtcdClient", "EtcdCluster", "EtcdError", "EtcdMember", "etcd_binary", "require_etcd")
 
 STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
 HEALTH_TIMEOUT = 30.0
@@ -56,6 +56,18 @@ def etcd_binary() -> str | None:
     if explicit:
         return explicit if os.access(explicit, os.X_OK) else None
     return shutil.which("etcd")
+
+
+def require_etcd() -> None:
+    """Skip the calling test when the etcd binary is missing, or fail it under CI
+    (``CI=true``): tests that need etcd must fail, not skip, on a CI machine without it."""
+    import pytest
+
+    if etcd_binary() is None:
+        message = "the etcd binary is not installed: apt-get install etcd-server"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 def free_port() -> int:
@@ -541,12 +553,7 @@ def etcd_with(keys: Mapping[str, str]) -> Iterator[EtcdCluster]:
 
     Tests that need etcd must fail, not skip, on a CI machine without it (``CI=true``).
     """
-    import pytest
-
-    if etcd_binary() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the etcd binary is not installed: apt-get install etcd-server")
-        pytest.skip("the etcd binary is not installed: apt-get install etcd-server")
+    require_etcd()
 
     async def put(endpoints: list[str]) -> None:
         async with EtcdClient(endpoints) as client:

@@ -6,13 +6,12 @@ refresh (where the last good configuration stays) and the cache itself.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Hashable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from etcd_server import EtcdClient, EtcdCluster, etcd_binary
+from etcd_server import EtcdClient, EtcdCluster, require_etcd
 
 from aioconfig import FileCache, InitialLoadError, ParseError, Secret, load
 from aioconfig._limits import MAX_DEPTH
@@ -138,17 +137,9 @@ def test_static_refuses_deep_data_when_made(levels: int) -> None:
 # ---------------------------------------------------------------- depth, sources that nest
 
 
-def _require_etcd() -> None:
-    if etcd_binary() is None:
-        message = "the etcd binary is not installed: apt-get install etcd-server"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def etcd() -> Iterator[EtcdCluster]:
-    _require_etcd()
+    require_etcd()
     with EtcdCluster() as cluster:
         yield cluster
 

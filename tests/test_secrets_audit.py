@@ -24,7 +24,7 @@ from typing import Any
 import anyio
 import pytest
 from aiohttp import web
-from etcd_server import EtcdClient, EtcdCluster, etcd_binary
+from etcd_server import EtcdClient, EtcdCluster, require_etcd
 from http_helpers import serve
 
 from aioconfig import FileCache, Secret, Validator, load
@@ -417,11 +417,7 @@ ETCD_SECRETS = (
 
 @pytest.mark.slow
 async def test_etcd_shows_no_secret(caplog: pytest.LogCaptureFixture) -> None:
-    if etcd_binary() is None:
-        message = "the etcd binary is not installed: apt-get install etcd-server"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_etcd()
     caplog.set_level(logging.DEBUG, logger="aioconfig")
     outputs: list[tuple[str, str]] = []
     async with EtcdCluster() as etcd, EtcdClient(etcd.endpoints) as client:

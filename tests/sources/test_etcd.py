@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -15,7 +14,7 @@ import aiohttp
 import anyio
 import orjson
 import pytest
-from etcd_server import EtcdClient, EtcdCluster, etcd_binary
+from etcd_server import EtcdClient, EtcdCluster, require_etcd
 from http_helpers import wait_until
 
 from aioconfig import (
@@ -753,18 +752,10 @@ async def test_etcd_down_keeps_the_last_good_and_recovers(
 # pythonpath = ["."]) and move this block as it is.
 
 
-def _require_etcd() -> None:
-    if etcd_binary() is None:
-        message = "the etcd binary is not installed: apt-get install etcd-server"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def etcd() -> Iterator[EtcdCluster]:
     """One etcd member for the whole module: tests keep to their own ``prefix``."""
-    _require_etcd()
+    require_etcd()
     with EtcdCluster() as cluster:
         yield cluster
 
@@ -772,7 +763,7 @@ def etcd() -> Iterator[EtcdCluster]:
 @pytest.fixture
 def etcd_cluster() -> Iterator[EtcdCluster]:
     """Three members, for one test: it may kill, stop or pause them."""
-    _require_etcd()
+    require_etcd()
     with EtcdCluster(3) as cluster:
         yield cluster
 
@@ -780,7 +771,7 @@ def etcd_cluster() -> Iterator[EtcdCluster]:
 @pytest.fixture
 def make_etcd() -> Callable[..., EtcdCluster]:
     """For a test that needs an etcd of its own (options, auth, outages): ``EtcdCluster``."""
-    _require_etcd()
+    require_etcd()
     return EtcdCluster
 
 

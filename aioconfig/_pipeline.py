@@ -178,10 +178,13 @@ class Pipeline:
 
     def costly(self, updates: Mapping[int, Payload], old: Snapshot | None) -> bool:
         """Whether building the candidate of ``updates`` over ``old`` is worth a worker thread:
-        the updates hold :data:`OFF_LOOP_VALUES` values or more (counted until there, never
-        further), each key of ``old`` counting a quarter (a build copies and compares it)."""
+        ``old`` has :data:`OFF_LOOP_VALUES` keys or more (a refresh of a big configuration: no
+        count needed, the build copies and compares them all), or the updates hold that many
+        values, each key of ``old`` counting a quarter (counted until there, never further)."""
+        if old is not None and len(old._flat) >= OFF_LOOP_VALUES:
+            return True
         budget = OFF_LOOP_VALUES - (0 if old is None else len(old._flat) // 4)
-        return budget <= 0 or _values_reach([p.data for p in updates.values()], budget)
+        return _values_reach([p.data for p in updates.values()], budget)
 
     def commit(self, updates: Mapping[int, Payload], candidate: Candidate) -> None:
         """Make ``updates`` the sources' current versions (the candidate was accepted)."""

@@ -400,7 +400,8 @@ async def test_two_big_refreshes_back_to_back_end_on_the_newest(tmp_path: Path) 
 
 
 def test_costly_is_false_for_small_updates_over_a_small_snapshot() -> None:
-    """The cheap rule: updates counted up to the threshold, a snapshot's keys a quarter each."""
+    """The cheap rule: a snapshot of 10,000 keys or more is enough; else updates counted up to
+    the threshold, a smaller snapshot's keys a quarter each."""
     from aioconfig._load import pipeline
 
     source = _Switch(SMALL)
@@ -408,9 +409,11 @@ def test_costly_is_false_for_small_updates_over_a_small_snapshot() -> None:
     small = {0: Payload(document(SMALL), 1)}
     assert not built.costly(small, None)
     assert built.costly({0: Payload(document(BIG), 1)}, None)
-    candidate = built.candidate({0: Payload(document(4 * OFF_LOOP_VALUES), 1)}, None)
+    candidate = built.candidate({0: Payload(document(OFF_LOOP_VALUES), 1)}, None)
     assert candidate.snapshot is not None
-    assert built.costly(small, candidate.snapshot)  # over a snapshot of 40,000 values and more
+    assert built.costly(small, candidate.snapshot)  # over a snapshot of 10,000 values and more
+    smaller = built.candidate({0: Payload(document(OFF_LOOP_VALUES // 2), 1)}, None).snapshot
+    assert smaller is not None and not built.costly(small, smaller)
 
 
 # ---------------------------------------------------------------- the cache of a big snapshot

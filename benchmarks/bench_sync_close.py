@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from _common import ROOT, machine, table
+
+from tests.process_helpers import children, free_port, gone
 
 SETTINGS = 'greeting = "hello"\nGREETING = "HELLO"\n[db]\nport = 5432\n'
 
@@ -129,26 +130,6 @@ def time_exit(script: Path, settings: Path) -> float:
     if line != "ready\n" or code != 0:
         raise RuntimeError(f"the child failed: {line!r}, exit status {code}")
     return took
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def children(pid: int) -> list[int]:
-    listed = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in listed.read_text().split()] if listed.exists() else []
-
-
-def gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state == "Z"
 
 
 def answers(url: str) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from aiohttp import web
 from http_helpers import serve, wait_until
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from process_helpers import free_port
 
 from aioconfig import (
     FileCache,
@@ -35,13 +35,6 @@ from aioconfig.testing import FakeClock, MutableSource
 pytestmark = pytest.mark.anyio
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 def records(caplog: pytest.LogCaptureFixture, name: str) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == name]
 
@@ -52,7 +45,7 @@ def records(caplog: pytest.LogCaptureFixture, name: str) -> list[logging.LogReco
 async def test_each_failed_start_up_attempt_is_logged_on_the_sources_logger(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    url = f"http://127.0.0.1:{closed_port()}/config.json"
+    url = f"http://127.0.0.1:{free_port()}/config.json"
     caplog.set_level(logging.INFO, logger="aioconfig")
     with pytest.raises(InitialLoadError):
         await load(Http(url), max_init_wait=0.6)
@@ -346,7 +339,7 @@ async def test_propagation_is_measured_from_last_modified_to_the_swap(
 
 
 def test_the_command_line_shows_start_up_attempts_with_debug_only(tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{closed_port()}/config.json"
+    url = f"http://127.0.0.1:{free_port()}/config.json"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     command = [sys.executable, "-m", "aioconfig", "-s", url, "--timeout", "0.6", "get", "a"]
     shown = {}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Any
 
 import pytest
 from flask import Flask, render_template_string
+from process_helpers import children, free_port, gone
 
 from aioconfig.integrations.flask import AioConfig, get_config, get_snapshot
 from aioconfig.sources import File
@@ -130,13 +130,6 @@ def test_close_then_init_app_again_on_an_app_that_has_served(settings: Path) -> 
         AioConfig.close(app)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def get(url: str) -> dict[str, Any] | None:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
@@ -144,19 +137,6 @@ def get(url: str) -> dict[str, Any] | None:
             return answer
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return None
-
-
-def children(pid: int) -> list[int]:
-    listed = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in listed.read_text().split()] if listed.exists() else []
-
-
-def gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state == "Z"
 
 
 @pytest.mark.slow

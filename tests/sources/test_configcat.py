@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -34,6 +33,7 @@ from configcatclient.interfaces import ConfigCache
 from configcatclient.pollingmode import PollingMode
 from configcatclient.user import User as SdkUser
 from multidict import CIMultiDict
+from process_helpers import free_port
 
 from aioconfig import InitialLoadError, ParseError, SourceError, SourceUnavailable, load
 from aioconfig.flags import User
@@ -194,13 +194,6 @@ async def serve(cdn: Cdn, tls: ssl.SSLContext | None = None) -> AsyncIterator[Te
 
 def base(server: TestServer) -> str:
     return str(server.make_url("/")).rstrip("/")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @dataclass(frozen=True)

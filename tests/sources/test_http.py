@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import socket
 import traceback
 from collections.abc import AsyncIterator, Hashable
 from contextlib import aclosing, asynccontextmanager
@@ -19,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from anyio.abc import SocketAttribute
 from http_helpers import Handler, open_connections, serve, wait_until
 from multidict import CIMultiDict
+from process_helpers import free_port
 
 from aioconfig import InitialLoadError, load
 from aioconfig._exceptions import ParseError, SourceError, SourceUnavailable
@@ -102,14 +102,6 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr("aioconfig.sources._http.parse", counting)
     return calls
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 # ---------------------------------------------------------------- construction

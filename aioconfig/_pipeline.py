@@ -29,7 +29,7 @@ from ._layers import (
     prepare,
     resolve_tokens,
 )
-from ._limits import MAX_DEPTH
+from ._limits import MAX_DEPTH, too_deep
 from ._merge import Memo, build, patch
 from ._secrets import DEFAULT_SECRET_MATCHER, Secret, tainted
 from ._snapshot import FoldedIndex, Snapshot
@@ -499,7 +499,7 @@ def check_payload(data: object, source: str, *, fold_case: bool = False) -> None
                 if suspect:
                     suspects.append(node)
                 if dotted and depth + max(str(key).count(".") for key in node) > MAX_DEPTH:
-                    raise _too_deep(source)  # "a.b.c" at the top stands for 3 levels
+                    raise too_deep(source)  # "a.b.c" at the top stands for 3 levels
         else:  # a set, a frozenset
             values = node
             listed = True
@@ -519,7 +519,7 @@ def check_payload(data: object, source: str, *, fold_case: bool = False) -> None
                 if not isinstance(value, _CONTAINERS):
                     continue
             if below > MAX_DEPTH:
-                raise _too_deep(source)
+                raise too_deep(source)
             push((value, below, listed))
     for node in suspects:
         clash = _clash(node, fold_case=fold_case)
@@ -543,7 +543,7 @@ def _deep_keys(
             value = value.reveal()
         if type(value) not in _SCALARS and isinstance(value, _CONTAINERS):
             if below > MAX_DEPTH:
-                raise _too_deep(source)
+                raise too_deep(source)
             push((value, below, listed))
 
 
@@ -560,10 +560,6 @@ def _path_to(root: Mapping[Any, Any], target: Mapping[Any, Any]) -> tuple[str, .
             if isinstance(value, Mapping):
                 stack.append((value, (*path, key if type(key) is str else str(key))))
     return ()
-
-
-def _too_deep(source: str) -> ParseError:
-    return ParseError(source, f"nested more than {MAX_DEPTH} levels deep")
 
 
 def _clash(

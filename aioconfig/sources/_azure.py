@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from .._exceptions import ParseError, SourceError, SourceUnavailable
 from .._frozen import FrozenList
-from .._limits import MAX_DEPTH, check_shape
+from .._limits import check_shape, too_deep
 from .._secrets import Secret
 from ._base import NotModified, Payload, Source, check_flag
 
@@ -701,7 +701,7 @@ def _decoded(value: str | None, content_type: str | None, source: str, key: str)
                 return value
         check_shape(decoded, source, len(value))
     except RecursionError:  # json's decoder recurses (in C) once per level
-        problem = f"nested more than {MAX_DEPTH} levels deep"
+        problem = too_deep(source).problem
         raise ParseError(source, f"the JSON value at {key!r}: {problem}") from None
     except ParseError as exc:
         raise ParseError(source, f"the JSON value at {key!r}: {exc.problem}") from None

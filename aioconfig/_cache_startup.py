@@ -12,16 +12,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
-
-import anyio.to_thread
+from typing import Any
 
 from . import _cache
 from ._exceptions import ConfigError
+from ._offload import off_loop
 from ._pipeline import OFF_LOOP_VALUES, Pipeline, SourceState
 from ._snapshot import Snapshot
-
-_T = TypeVar("_T")
 
 #: A cache entry this big (bytes) is decoded and rebuilt in a worker thread: about 10,000 values.
 OFF_LOOP_BYTES = 256 * 1024
@@ -58,7 +55,7 @@ async def restore(
         return entry, snapshot
 
     try:
-        found = await _off_loop(len(raw) >= OFF_LOOP_BYTES, rebuilt)
+        found = await off_loop(len(raw) >= OFF_LOOP_BYTES, rebuilt)
     except ConfigError as exc:
         logger.warning("ignoring the cache %s: rejected: %s", where, exc)
         return None
@@ -112,12 +109,7 @@ async def store(
         )
 
     try:
-        value = await _off_loop(len(snapshot._flat) >= OFF_LOOP_VALUES, encoded)
+        value = await off_loop(len(snapshot._flat) >= OFF_LOOP_VALUES, encoded)
         await cache.set(key, value)
     except Exception as exc:
         logger.warning("writing the cache %r failed: %s: %s", cache, type(exc).__name__, exc)
-
-
-async def _off_loop(big: bool, work: Callable[[], _T]) -> _T:
-    """``work()``, in a worker thread when ``big`` (awaited: not abandoned if cancelled)."""
-    return await anyio.to_thread.run_sync(work) if big else work()

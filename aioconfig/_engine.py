@@ -41,11 +41,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
 import anyio
 import anyio.abc
-import anyio.to_thread
 
 from . import _cache
 from ._cache_startup import flag_documents, restore, store
@@ -63,6 +63,7 @@ from ._exceptions import (
 )
 from ._history import HistoryEntry
 from ._metrics import Metrics, metrics_for
+from ._offload import off_loop
 from ._pipeline import Pipeline, SourceState, rejection
 from ._provenance import Provenance
 from ._schedule import BACKOFF_BASE, Schedule, backoff_delay
@@ -772,14 +773,11 @@ class Engine:
         if not updates:
             return _Notice(RefreshResult(snapshot=old))
         try:
-            if self.pipeline.costly(updates, old):
-                # Off the loop, awaited: the applier does nothing else meanwhile (one writer)
-                # and readers keep the old snapshot. Not abandoned if cancelled: a close waits
-                # for the build (the loop is free meanwhile) and swaps nothing (see below).
-                build = self.pipeline.candidate
-                candidate = await anyio.to_thread.run_sync(build, updates, old)
-            else:
-                candidate = self.pipeline.candidate(updates, old)
+            # A big one off the loop, awaited: the applier does nothing else meanwhile (one
+            # writer) and readers keep the old snapshot. A close waits for the build (the loop
+            # is free meanwhile) and swaps nothing (see below).
+            build = partial(self.pipeline.candidate, updates, old)
+            candidate = await off_loop(self.pipeline.costly(updates, old), build)
         except ConfigError as exc:
             self._count_rejected("validators" if isinstance(exc, ValidationError) else "build")
             return _Notice(self._failed(exc))

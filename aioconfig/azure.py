@@ -58,18 +58,13 @@ def load(
     ``startup_timeout`` is ``max_init_wait``. ``options`` go to :func:`aioconfig.load`
     (``validators``, ``cache``, ``mode``...); a name it does not know is a ``TypeError``.
     """
-    for name, value in (
-        ("refresh_interval", refresh_interval),
-        ("startup_timeout", startup_timeout),
-    ):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    if refresh_interval < 1:
-        raise ValueError("refresh_interval must be at least 1 second")
+    # The intervals are checked by AzureAppConfig, which takes them too.
+    if isinstance(startup_timeout, bool) or not isinstance(startup_timeout, (int, float)):
+        raise TypeError(
+            f"startup_timeout must be a number of seconds, got {type(startup_timeout).__name__}"
+        )
     if startup_timeout < 0:
         raise ValueError("startup_timeout must be >= 0")
-    if feature_flag_refresh_interval is not None and feature_flag_refresh_interval < 1:
-        raise ValueError("feature_flag_refresh_interval must be at least 1 second")
     unknown = set(options) - set(inspect.signature(_load).parameters)
     if unknown:
         raise TypeError(f"load() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
